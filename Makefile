@@ -1,0 +1,69 @@
+# MedDAV: the two commands are `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DATA_DIR ?= var
+# WebDAV clients the tests drive, from Debian packages.
+CLIENTS := litmus rclone cadaver
+
+.PHONY: run test install test-install clients lint typecheck pytest bench conf clean help
+
+help:
+	@echo "make run    create .venv, install, initialise ./$(DATA_DIR) if needed, serve on 127.0.0.1:8080"
+	@echo "make test   install test dependencies and clients, lint, type-check, run the test suite"
+	@echo "make bench  compare MedDAV with plain wsgidav on loopback (see bench/README.md)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the project metadata changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+test-install: $(VENV)/.test-installed
+
+run: install
+	@test -f $(DATA_DIR)/meddav.toml || $(BIN)/meddav init --data-dir $(DATA_DIR)
+	$(BIN)/meddav --config $(DATA_DIR)/meddav.toml serve
+
+# Missing clients are installed with apt-get; one that cannot be installed makes
+# its own test fail with the command to run, it never skips silently.
+clients:
+	@missing=""; for c in $(CLIENTS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  echo "installing test clients:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y -q $$missing >/dev/null 2>&1 \
+	    || { $$sudo apt-get update -q >/dev/null 2>&1 && $$sudo apt-get install -y -q $$missing >/dev/null; } \
+	    || echo "could not install$$missing: the tests that need them will fail and say how to install them"; \
+	fi
+
+lint: test-install
+	$(BIN)/ruff check server webui plugins tests bench
+
+typecheck: test-install
+	$(BIN)/mypy
+
+pytest: test-install clients
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: test-install
+	$(BIN)/python bench/run.py
+
+# Regenerate the example configuration from the schema.
+conf: install
+	$(BIN)/meddav config example > conf/meddav.example.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

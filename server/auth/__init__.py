@@ -1,0 +1,155 @@
+"""Who is asking: password hashing and credential verification.
+
+Passwords are hashed with Argon2id through the passlib API (installed from
+``libpass``, the maintained fork).  One verification costs ~0.1 s and
+``argon2_memory_kib`` of memory, so:
+
+- at most ``[auth] max_concurrent_hashes`` run at once; a request that cannot
+  get a slot within a few seconds gets :class:`~server.errors.Busy` (503);
+- a successful verification is remembered for ``[auth] cache_seconds``, keyed
+  by an HMAC of (user name, password) under a per-process random key (the
+  cache holds no password and dies with the process).  Each cached entry
+  remembers the user's ``auth_epoch``; changing a password or disabling the
+  user bumps it, which invalidates every cached entry at once.
+- unknown user names cost a verification too, so timing does not tell which
+  names exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from passlib.context import CryptContext
+from sqlalchemy import select
+
+from server.db.models import User
+from server.errors import AuthenticationFailed, BadRequest, Busy
+from server.policy import Principal
+
+if TYPE_CHECKING:
+    from server.config import AuthSettings
+    from server.db import Database
+
+__all__ = [
+    "Authenticator",
+    "PasswordHasher",
+    "normalize_username",
+]
+
+logger = logging.getLogger(__name__)
+
+_CACHE_ENTRIES = 10_000
+_SLOT_WAIT_SECONDS = 5.0
+_MAX_USERNAME = 150
+
+
+def normalize_username(name: str) -> str:
+    """The canonical form of a user name: NFC, trimmed, lower case.
+
+    Raises BadRequest for names that are empty, too long, or contain spaces or
+    control characters.
+    """
+    canonical = unicodedata.normalize("NFC", name).strip().lower()
+    if not canonical or len(canonical) > _MAX_USERNAME:
+        raise BadRequest(f"a user name has 1 to {_MAX_USERNAME} characters")
+    if any(c.isspace() or not c.isprintable() or c in ':/\\"' for c in canonical):
+        raise BadRequest('a user name has no spaces, control characters or : / \\ "')
+    return canonical
+
+
+class PasswordHasher:
+    """Argon2id hashing with the configured parameters."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._context = CryptContext(
+            schemes=["argon2"],
+            argon2__type="ID",
+            argon2__rounds=settings.argon2_time_cost,
+            argon2__memory_cost=settings.argon2_memory_kib,
+            argon2__parallelism=settings.argon2_parallelism,
+        )
+
+    def hash(self, password: str) -> str:
+        result: str = self._context.hash(password)
+        return result
+
+    def verify(self, password: str, stored: str) -> tuple[bool, str | None]:
+        """(matches, new hash when the stored one uses outdated parameters)."""
+        ok, new_hash = self._context.verify_and_update(password, stored)
+        return bool(ok), new_hash
+
+
+class Authenticator:
+    """Turns (user name, password) into a :class:`~server.policy.Principal`."""
+
+    def __init__(self, settings: AuthSettings, db: Database, hasher: PasswordHasher) -> None:
+        self._db = db
+        self._hasher = hasher
+        self._ttl = settings.cache_seconds
+        self._slots = threading.BoundedSemaphore(settings.max_concurrent_hashes)
+        self._cache_key = secrets.token_bytes(32)
+        self._cache: OrderedDict[bytes, tuple[int, int, float]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._decoy = hasher.hash(secrets.token_urlsafe(24))
+
+    def _cache_id(self, username: str, password: str) -> bytes:
+        return hmac.new(self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
+
+    def _verify(self, password: str, stored: str) -> tuple[bool, str | None]:
+        if not self._slots.acquire(timeout=_SLOT_WAIT_SECONDS):
+            logger.warning("password verification refused: %s already running", "all slots")
+            raise Busy("too many password verifications at once")
+        try:
+            return self._hasher.verify(password, stored)
+        finally:
+            self._slots.release()
+
+    def authenticate(self, username: str, password: str, *, now: float | None = None) -> Principal:
+        """Verify credentials; raise AuthenticationFailed or Busy."""
+        now = time.time() if now is None else now
+        try:
+            name = normalize_username(username)
+        except BadRequest:
+            raise AuthenticationFailed() from None
+        with self._db.read() as s:
+            user = s.scalars(select(User).where(User.username == name)).first()
+        if user is None or user.disabled or user.root_id is None:
+            self._verify(password, self._decoy)  # same cost as a real check
+            raise AuthenticationFailed()
+        cache_id = self._cache_id(name, password)
+        with self._cache_lock:
+            cached = self._cache.get(cache_id)
+        if not (cached and cached[0] == user.id and cached[1] == user.auth_epoch and cached[2] > now):
+            ok, new_hash = self._verify(password, user.password_hash)
+            if not ok:
+                raise AuthenticationFailed()
+            if new_hash is not None:
+                self._rehash(user.id, user.auth_epoch, new_hash)
+            if self._ttl:
+                with self._cache_lock:
+                    self._cache[cache_id] = (user.id, user.auth_epoch, now + self._ttl)
+                    self._cache.move_to_end(cache_id)
+                    while len(self._cache) > _CACHE_ENTRIES:
+                        self._cache.popitem(last=False)
+        return Principal(user_id=user.id, username=user.username, org_id=user.org_id, root_id=user.root_id)
+
+    def _rehash(self, user_id: int, epoch: int, new_hash: str) -> None:
+        """Store a hash made with the current parameters (same password, same epoch)."""
+        with self._db.write() as s:
+            user = s.get(User, user_id)
+            if user is not None and user.auth_epoch == epoch:
+                user.password_hash = new_hash
+        logger.info("password hash of user %s upgraded to current parameters", user_id)
+
+    def forget(self) -> None:
+        """Drop every cached verification (tests, key changes)."""
+        with self._cache_lock:
+            self._cache.clear()

@@ -1,0 +1,357 @@
+"""The ``meddav`` command.
+
+Every sub-command explains itself with ``--help`` and runs without prompts
+when told so (``--password-stdin``), for operators' scripts and for tests.
+Exit status: 0 success, 1 the work failed or found damage, 2 bad usage or
+configuration (the message names the option and the fix; no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from server import __version__
+from server.config import ENV_VAR, LogSettings, Settings, load_settings, render_example
+from server.errors import ConfigError, KeyFileError, MedDAVError
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+_DESCRIPTION = """\
+MedDAV: an encrypted WebDAV file server for health care.
+
+Quick start:
+  meddav init --data-dir var           create an instance (prints the admin password once)
+  meddav --config var/meddav.toml serve
+
+The configuration file comes from --config or the MEDDAV_CONFIG environment
+variable; `meddav config example` prints every option with its meaning."""
+
+
+class CommandError(MedDAVError):
+    """A command cannot proceed; the message says why and what to do."""
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _open(args: argparse.Namespace, *, upgrade_schema: bool = False) -> Any:
+    from server.instance import open_instance
+
+    settings = _settings(args)
+    from server.log import setup_logging
+
+    setup_logging(
+        LogSettings(level="warning", format=settings.log.format, request_log=False)
+        if args.command != "serve"
+        else settings.log
+    )
+    return open_instance(settings, upgrade_schema=upgrade_schema)
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The password from stdin (--password-stdin), or None to generate one."""
+    if not args.password_stdin:
+        return None
+    line = sys.stdin.readline()
+    if not line:
+        raise CommandError("--password-stdin: nothing on standard input")
+    return line.rstrip("\r\n")
+
+
+def _progress(items: Iterable[T], label: str) -> Iterator[T]:
+    from tqdm import tqdm
+
+    yield from tqdm(items, desc=label, unit=" " + label, file=sys.stderr, disable=None, leave=False)
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from server.instance import init_instance
+
+    password = _read_password(args)
+    result = init_instance(
+        Path(args.data_dir),
+        key_file=Path(args.key_file) if args.key_file else None,
+        admin_name=args.admin,
+        admin_password=password,
+    )
+    print(f"Created a MedDAV instance in {Path(args.data_dir).resolve()}")
+    print(f"  configuration  {result.config_path}")
+    print(f"  master key     {result.key_file}")
+    print("                 Back this file up APART from the data directory: without it")
+    print("                 nothing can be decrypted, and a backup holding it protects nothing.")
+    print(f"  admin account  {result.admin_name}")
+    if password is None:
+        print(f"  password       {result.admin_password}")
+        print("                 Shown once: note it now (change it with `meddav user passwd`).")
+    print(f"Next: meddav --config {result.config_path} serve")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.httpd import serve
+
+    instance = _open(args)
+    serve(instance, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        password = _read_password(args)
+        generated = password is None
+        if password is None:
+            import secrets
+
+            password = secrets.token_urlsafe(18)
+        user = instance.accounts.create_user(args.name, password, quota_bytes=args.quota)
+    finally:
+        instance.close()
+    print(f"created user {user.username} (id {user.id})")
+    if generated:
+        print(f"password: {password}  (shown once)")
+    return EXIT_OK
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        users = instance.accounts.list()
+        default_quota = instance.settings.storage.default_quota_bytes
+    finally:
+        instance.close()
+    print(f"{'id':>4}  {'user':<24} {'state':<9} {'used bytes':>14} {'quota bytes':>14}")
+    for u in users:
+        quota = u.quota_bytes if u.quota_bytes is not None else default_quota
+        print(
+            f"{u.id:>4}  {u.username:<24} {'disabled' if u.disabled else 'active':<9} "
+            f"{u.used_bytes:>14} {quota or 'unlimited':>14}"
+        )
+    return EXIT_OK
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        password = _read_password(args)
+        generated = password is None
+        if password is None:
+            import secrets
+
+            password = secrets.token_urlsafe(18)
+        instance.accounts.set_password(args.name, password)
+    finally:
+        instance.close()
+    print(f"password of {args.name} changed; cached logins with the old one end now")
+    if generated:
+        print(f"new password: {password}  (shown once)")
+    return EXIT_OK
+
+
+def _set_disabled(args: argparse.Namespace, *, disabled: bool) -> int:
+    instance = _open(args)
+    try:
+        instance.accounts.set_disabled(args.name, disabled=disabled)
+    finally:
+        instance.close()
+    print(f"user {args.name} {'disabled' if disabled else 'enabled'}")
+    return EXIT_OK
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    return _set_disabled(args, disabled=True)
+
+
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    return _set_disabled(args, disabled=False)
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from server.fsck import fsck
+
+    instance = _open(args)
+    try:
+        report = fsck(instance, remove=not args.dry_run, grace_seconds=args.grace, progress=_progress)
+    finally:
+        instance.close()
+    for line in report.lines():
+        print(line)
+    return EXIT_FAILED if report.missing else EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from server.db import Database
+
+    settings = _settings(args)
+    db = Database(settings, pool_size=1)
+    try:
+        before, after = db.upgrade()
+    finally:
+        db.close()
+    print(
+        f"database schema: {before or 'empty'} -> {after}" if before != after else f"database schema already at {after}"
+    )
+    return EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(f"{settings.source}: OK")
+    print(f"  data_dir  {settings.storage.data_dir}")
+    print(f"  key_file  {settings.storage.key_file}")
+    print(
+        f"  listens   {settings.server.host}:{settings.server.port} ({'TLS' if settings.server.tls else 'plain HTTP'})"
+    )
+    return EXIT_OK
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    sys.stdout.write(render_example())
+    return EXIT_OK
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"meddav {__version__}")
+    return EXIT_OK
+
+
+# -- parser -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meddav", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"configuration file (default: ${ENV_VAR})",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], help_text: str, **kw: Any
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=kw.pop("description", help_text), **kw)
+        p.set_defaults(func=func)
+        return p
+
+    p = command(
+        "init",
+        cmd_init,
+        "create a new instance: data directory, configuration, master key, first admin",
+        description=(
+            "Create a complete instance in DIR: DIR/meddav.toml, the SQLite database and the blob\n"
+            "store, a master key file OUTSIDE DIR (default: beside it, DIR.master.key, mode 0600),\n"
+            "and a first admin account whose generated password is printed once."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data-dir", required=True, metavar="DIR", help="data directory to create (e.g. var)")
+    p.add_argument("--key-file", metavar="PATH", help="where to write the master key (never inside DIR)")
+    p.add_argument("--admin", default="admin", metavar="NAME", help="name of the first account (default: admin)")
+    p.add_argument("--password-stdin", action="store_true", help="read the admin password from standard input")
+
+    p = command("serve", cmd_serve, "serve WebDAV and the web pages until Ctrl-C")
+    p.add_argument("--host", help="address to listen on (default: [server] host)")
+    p.add_argument("--port", type=int, help="port to listen on, 0 for any free one (default: [server] port)")
+
+    p = command("user", lambda a: EXIT_USAGE, "manage user accounts")
+    user = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+
+    def user_command(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        q = user.add_parser(name, help=help_text, description=help_text)
+        q.set_defaults(func=func)
+        return q
+
+    q = user_command("add", cmd_user_add, "create a user (prints a generated password unless --password-stdin)")
+    q.add_argument("name", help="user name (case-insensitive)")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q.add_argument(
+        "--quota",
+        type=int,
+        metavar="BYTES",
+        help="storage quota in bytes (0: unlimited; default: [storage] default_quota_bytes)",
+    )
+    user_command("list", cmd_user_list, "list users with their usage and quota")
+    q = user_command("passwd", cmd_user_passwd, "set a user's password (ends their cached logins)")
+    q.add_argument("name")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q = user_command("disable", cmd_user_disable, "refuse every further login of a user")
+    q.add_argument("name")
+    q = user_command("enable", cmd_user_enable, "allow a disabled user to log in again")
+    q.add_argument("name")
+
+    p = command(
+        "fsck",
+        cmd_fsck,
+        "check database against blob store; remove orphan blobs, report missing ones",
+        description=(
+            "Check that every file's blob exists and every blob belongs to a file.\n"
+            "Orphan blobs and unfinished uploads are removed (unless --dry-run); files whose\n"
+            "blob is missing are reported (exit status 1). While a server runs on the same\n"
+            "data directory, blobs younger than --grace seconds (default 3600) are left alone."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dry-run", action="store_true", help="report only, remove nothing")
+    p.add_argument("--grace", type=float, metavar="SECONDS", help="leave alone blobs younger than this")
+
+    p = command("db", lambda a: EXIT_USAGE, "database schema")
+    db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    q = db.add_parser(
+        "upgrade", help="apply pending schema migrations", description="Apply pending Alembic migrations."
+    )
+    q.set_defaults(func=cmd_db_upgrade)
+
+    p = command("config", lambda a: EXIT_USAGE, "configuration helpers")
+    cfg = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    q = cfg.add_parser("check", help="validate the configuration file and show where things are")
+    q.set_defaults(func=cmd_config_check)
+    q = cfg.add_parser("example", help="print every option with its default and meaning")
+    q.set_defaults(func=cmd_config_example)
+
+    command("version", cmd_version, "print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Everything MedDAV creates (database, blobs, keys, logs) is for its own user only.
+    os.umask(0o077)
+    try:
+        code: int = args.func(args)
+        return code
+    except (ConfigError, KeyFileError) as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except MedDAVError as exc:
+        print(f"meddav: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `meddav user list | head`).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Every configuration option: its default, its help line and its validator.
+
+The schema is data.  ``server.config`` validates a TOML document against it,
+and renders ``conf/meddav.example.toml`` from it (a test keeps the two in
+step).  A validator takes the raw TOML value and returns the typed value, or
+raises :class:`Invalid` with a message that says what is wrong *and* what to do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SCHEMA", "Invalid", "Option", "Section"]
+
+
+class Invalid(ValueError):
+    """A value failed validation; the message ends with the fix."""
+
+
+Validator = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: Any
+    help: str
+    validate: Validator
+    #: How the default is shown in the example file when it is computed at start.
+    shown_default: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    help: str
+    options: tuple[Option, ...]
+
+    def option(self, name: str) -> Option | None:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        return None
+
+
+# -- validators ---------------------------------------------------------------
+
+
+def integer(low: int | None = None, high: int | None = None, *, hint: str = "") -> Validator:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid(f"must be a whole number{_range_text(low, high)}{hint}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise Invalid(f"out of range: must be{_range_text(low, high)}{hint}")
+        return value
+
+    return check
+
+
+def _range_text(low: int | None, high: int | None) -> str:
+    if low is not None and high is not None:
+        return f" between {low} and {high}"
+    if low is not None:
+        return f" of at least {low}"
+    if high is not None:
+        return f" of at most {high}"
+    return ""
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("must be true or false (without quotes)")
+    return value
+
+
+def choice(*choices: str) -> Validator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise Invalid("must be one of " + ", ".join(f'"{c}"' for c in choices))
+        return value
+
+    return check
+
+
+def text(*, allow_empty: bool = True) -> Validator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("must be a string in double quotes")
+        if not allow_empty and not value.strip():
+            raise Invalid("must not be empty")
+        return value
+
+    return check
+
+
+def host(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid('must be an IP address or host name, e.g. "127.0.0.1"')
+    name = value.strip()
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        labels = name.split(".")
+        if not all(label and len(label) <= 63 and label.replace("-", "").isalnum() for label in labels):
+            raise Invalid('must be an IP address or host name, e.g. "127.0.0.1" or "0.0.0.0"') from None
+    return name
+
+
+def url_prefix(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid('must be a URL such as "https://files.example.org" or ""')
+    url = value.strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise Invalid('must start with http:// or https://, e.g. "https://files.example.org"')
+    return url
+
+
+# -- the schema ---------------------------------------------------------------
+
+_PORT_HINT = "; pick a free port such as 8080"
+
+SCHEMA: tuple[Section, ...] = (
+    Section(
+        "server",
+        "The HTTP(S) listener.",
+        (
+            Option(
+                "host",
+                "127.0.0.1",
+                "Address to listen on. Anything but a loopback address needs TLS (below) or allow_plain_http.",
+                host,
+            ),
+            Option("port", 8080, "TCP port to listen on.", integer(1, 65535, hint=_PORT_HINT)),
+            Option(
+                "public_url",
+                "",
+                (
+                    "URL users reach the server at, as printed in mount instructions (e.g. "
+                    "https://files.example.org). Empty: built from host and port."
+                ),
+                url_prefix,
+            ),
+            Option(
+                "tls_cert", "", "PEM certificate chain for HTTPS, relative to this file. Empty: plain HTTP.", text()
+            ),
+            Option("tls_key", "", "PEM private key for tls_cert, relative to this file.", text()),
+            Option(
+                "allow_plain_http",
+                False,
+                (
+                    "Serve plain HTTP on a non-loopback address, for use behind a TLS-terminating reverse "
+                    "proxy only. A warning is logged at every start."
+                ),
+                boolean,
+            ),
+            Option(
+                "threads",
+                16,
+                "Worker threads, i.e. requests served at once.",
+                integer(2, 512, hint="; 16 suits a small practice"),
+            ),
+            Option(
+                "timeout_seconds",
+                60,
+                "Seconds a connection may stay silent before it is closed (slow or stalled clients).",
+                integer(5, 3600),
+            ),
+            Option(
+                "max_header_bytes",
+                65536,
+                "Largest request head (request line and headers) accepted, in bytes.",
+                integer(8192, 1048576),
+            ),
+        ),
+    ),
+    Section(
+        "storage",
+        "Where data and keys live. Relative paths are relative to this file.",
+        (
+            Option(
+                "data_dir",
+                ".",
+                "Data directory: the database (SQLite) and the blob store. Holds ciphertext only.",
+                text(allow_empty=False),
+            ),
+            Option(
+                "key_file",
+                "",
+                (
+                    "Master key file. It must NOT be inside data_dir, so that a backup of the data never "
+                    "carries its own key."
+                ),
+                text(),
+                shown_default='"../<data_dir name>.master.key"',
+            ),
+            Option("backend", "local", 'Blob store: "local" (a directory).', choice("local")),
+            Option("blob_dir", "", "Directory of the local blob store. Empty: <data_dir>/blobs.", text()),
+            Option(
+                "default_quota_bytes",
+                0,
+                "Storage quota of a user, in bytes, unless set per user (meddav user add --quota). 0: unlimited.",
+                integer(0, hint="; use 0 for unlimited"),
+            ),
+        ),
+    ),
+    Section(
+        "database",
+        "The metadata database (tree, encrypted names, accounts, locks, properties).",
+        (
+            Option("url", "", "SQLAlchemy URL. Empty: SQLite file <data_dir>/meddav.sqlite3.", text()),
+            Option(
+                "sqlite_synchronous",
+                "full",
+                (
+                    'SQLite durability: "full" makes every acknowledged write survive a power cut; "normal" '
+                    "survives a crash of MedDAV but may lose the last writes on a power cut."
+                ),
+                choice("full", "normal"),
+            ),
+            Option(
+                "busy_timeout_ms",
+                10000,
+                "How long a write waits for the database lock before failing, in milliseconds.",
+                integer(100, 600000),
+            ),
+        ),
+    ),
+    Section(
+        "dav",
+        "The WebDAV protocol (under /dav/).",
+        (
+            Option(
+                "max_xml_body_bytes",
+                1048576,
+                "Largest request body accepted by methods other than PUT (PROPFIND, PROPPATCH, LOCK...). Larger: 413.",
+                integer(1024, 64 * 1048576),
+            ),
+            Option(
+                "allow_infinite_depth",
+                False,
+                (
+                    "Answer PROPFIND with Depth: infinity (a whole tree in one response). Off: 403 "
+                    "propfind-finite-depth, as RFC 4918 allows."
+                ),
+                boolean,
+            ),
+            Option(
+                "max_ranges",
+                16,
+                "Most byte ranges served in one multipart answer; a request asking for more gets the whole file.",
+                integer(1, 1000),
+            ),
+            Option(
+                "max_lock_timeout_seconds",
+                604800,
+                "Longest WebDAV lock granted, in seconds; longer or infinite requests are shortened to this.",
+                integer(60, 31 * 86400),
+            ),
+        ),
+    ),
+    Section(
+        "auth",
+        "Authentication.",
+        (
+            Option("realm", "MedDAV", "Realm shown by clients when they ask for a password.", text(allow_empty=False)),
+            Option(
+                "cache_seconds",
+                300,
+                (
+                    "How long a verified password is remembered (keyed hash in memory only), sparing an "
+                    "Argon2 verification per request. Changing a password ends it at once."
+                ),
+                integer(0, 3600),
+            ),
+            Option(
+                "max_concurrent_hashes",
+                2,
+                (
+                    "Argon2 verifications run at once (each takes ~0.1 s and argon2_memory_kib of RAM); "
+                    "requests beyond wait briefly, then get 503."
+                ),
+                integer(1, 64),
+            ),
+            Option(
+                "argon2_time_cost",
+                3,
+                "Argon2id passes. Hashes made with other parameters are upgraded at the next login.",
+                integer(1, 20),
+            ),
+            Option("argon2_memory_kib", 65536, "Argon2id memory per hash, in KiB.", integer(8, 4 * 1048576)),
+            Option("argon2_parallelism", 4, "Argon2id lanes.", integer(1, 64)),
+        ),
+    ),
+    Section(
+        "log",
+        "Logging (operators' logs; file names, passwords and tokens never appear in them).",
+        (
+            Option(
+                "level",
+                "info",
+                'Minimum level: "debug", "info", "warning" or "error".',
+                choice("debug", "info", "warning", "error"),
+            ),
+            Option(
+                "format",
+                "text",
+                'Line format: "text" (key=value pairs) or "json" (one object per line).',
+                choice("text", "json"),
+            ),
+            Option("request_log", True, "Log one line per request: method, node id, status, bytes, duration.", boolean),
+        ),
+    ),
+)

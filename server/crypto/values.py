@@ -1,0 +1,52 @@
+"""Small encrypted values: dead property values and WebDAV lock records.
+
+Dead properties (PROPPATCH) may carry anything a client chooses, so their
+values are sealed with the organisation's property key, bound to the node and
+the property name.  Lock records are keyed by path, and paths are names: the
+path is stored as a keyed hash (for lookups) plus a sealed copy (to rebuild the
+lock), under a subkey of the master key.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from server.crypto._primitives import Gcm, hmac_sha256
+from server.crypto.keys import OrgKey
+
+__all__ = ["LockSealer", "open_property", "seal_property"]
+
+_NODE = struct.Struct(">q")
+
+
+def _property_aad(node_id: int, name: str) -> bytes:
+    return b"meddav/v1/property:" + _NODE.pack(node_id) + name.encode()
+
+
+def seal_property(key: OrgKey, node_id: int, name: str, value: bytes) -> bytes:
+    return key.property_cipher.seal_random_nonce(value, _property_aad(node_id, name))
+
+
+def open_property(key: OrgKey, node_id: int, name: str, sealed: bytes) -> bytes:
+    return key.property_cipher.open_random_nonce(sealed, _property_aad(node_id, name))
+
+
+class LockSealer:
+    """Hashes and seals the paths and owners of WebDAV lock records."""
+
+    __slots__ = ("_gcm", "_mac_key")
+
+    def __init__(self, lock_key: bytes) -> None:
+        if len(lock_key) != 64:
+            raise ValueError("lock key must be 64 bytes")
+        self._mac_key = lock_key[:32]
+        self._gcm = Gcm(lock_key[32:])
+
+    def path_hash(self, path: str) -> bytes:
+        return hmac_sha256(self._mac_key, path.encode())
+
+    def seal(self, token: str, field: str, value: bytes) -> bytes:
+        return self._gcm.seal_random_nonce(value, f"meddav/v1/lock:{field}:{token}".encode())
+
+    def open(self, token: str, field: str, sealed: bytes) -> bytes:
+        return self._gcm.open_random_nonce(sealed, f"meddav/v1/lock:{field}:{token}".encode())

@@ -1,0 +1,59 @@
+"""The WebDAV face of MedDAV, mounted at ``/dav``: the only package importing wsgidav.
+
+:func:`create_dav_app` assembles wsgidav with MedDAV's parts:
+
+- :mod:`~server.dav.provider`   the tree as wsgidav resources, through the policy
+- :mod:`~server.dav.locks`      locks in the database (sealed paths)
+- :mod:`~server.dav.middleware` Basic authentication and request limits
+- :mod:`~server.dav.handlers`   PUT checks, multi-range GET, COPY/MOVE statuses
+- :mod:`~server.dav.errors`     MedDAV errors -> HTTP statuses
+
+wsgidav's directory browser, its anonymous ``/:dir_browser`` share, digest
+authentication, CORS and its request log (which prints paths) are all left out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wsgidav import util as wsgidav_util
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from server.dav.locks import DatabaseLockStorage
+from server.dav.middleware import INSTANCE_KEY, BasicAuth, ErrorShield, RequestLimits
+from server.dav.provider import MedDAVProvider
+
+if TYPE_CHECKING:
+    from server.instance import Instance
+
+__all__ = ["MOUNT_PATH", "create_dav_app"]
+
+MOUNT_PATH = "/dav"
+#: Bytes read from a request body or a file per step (4 segments of the blob format).
+BLOCK_SIZE = 256 * 1024
+
+
+def create_dav_app(instance: Instance) -> Any:
+    """The wsgidav application serving every user's tree under ``/dav``."""
+    # Error pages name the software, not its version (what wsgidav's own CLI does
+    # for suppress_version_info, which the library itself does not read).
+    wsgidav_util.public_wsgidav_info = "MedDAV"
+    config: dict[str, Any] = {
+        "provider_mapping": {"/": MedDAVProvider(instance.tree)},
+        "mount_path": MOUNT_PATH,
+        "lock_storage": DatabaseLockStorage(
+            instance.db, instance.lock_sealer, max_timeout=instance.settings.dav.max_lock_timeout_seconds
+        ),
+        "property_manager": None,  # dead properties are handled by the provider, in the database
+        "middleware_stack": [ErrorPrinter, ErrorShield, BasicAuth, RequestLimits, RequestResolver],
+        "http_authenticator": {"accept_basic": False, "accept_digest": False, "default_to_digest": False},
+        "dir_browser": {"enable": False},
+        "block_size": BLOCK_SIZE,
+        "verbose": 1,
+        "logging": {"enable": False},
+        "add_header_MS_Author_Via": True,
+        INSTANCE_KEY: instance,
+    }
+    return WsgiDAVApp(config)

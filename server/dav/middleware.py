@@ -1,0 +1,183 @@
+"""WSGI middlewares of the WebDAV stack, in the order they run.
+
+``ErrorShield``  logs unexpected exceptions with their traceback (for the
+                 operator) and answers a bare 500 (wsgidav would show the
+                 exception's text to the client).
+``BasicAuth``    who is asking (HTTP Basic against MedDAV accounts).  Replaces
+                 wsgidav's HTTPAuthenticator, which answers 500 to a malformed
+                 Authorization header and knows nothing of throttling.
+``RequestLimits`` bounds what a request may make the server parse: bodies of
+                 methods other than PUT (XML) at ``[dav] max_xml_body_bytes``,
+                 read in full even when sent chunked (wsgidav would read a
+                 chunked XML body as empty), and PROPFIND ``Depth: infinity``
+                 refused unless ``[dav] allow_infinite_depth``.
+
+Both sit inside wsgidav's middleware stack, so they see normalised paths and
+their errors are rendered by wsgidav's ErrorPrinter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import logging
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_INTERNAL_ERROR,
+    HTTP_REQUEST_ENTITY_TOO_LARGE,
+    DAVError,
+    PRECONDITION_CODE_PropfindFiniteDepth,
+)
+from wsgidav.mw.base_mw import BaseMiddleware
+
+from server.errors import AuthenticationFailed, Busy
+
+if TYPE_CHECKING:
+    from server.instance import Instance
+
+__all__ = ["BasicAuth", "ErrorShield", "RequestLimits"]
+
+logger = logging.getLogger(__name__)
+
+INSTANCE_KEY = "meddav_instance"
+
+
+class ErrorShield(BaseMiddleware):
+    """Turn unexpected exceptions into a bare 500, logged once with a traceback."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        started = False
+        try:
+            for chunk in self.next_app(environ, start_response):
+                started = True
+                yield chunk
+        except DAVError as exc:
+            if exc.value != HTTP_INTERNAL_ERROR or started:
+                raise
+            source = exc.src_exception
+            logger.error(
+                "internal error in %s",
+                environ.get("REQUEST_METHOD"),
+                exc_info=(type(source), source, source.__traceback__) if source is not None else True,
+            )
+            raise DAVError(HTTP_INTERNAL_ERROR) from None
+        except Exception:
+            logger.exception(
+                "internal error in %s%s", environ.get("REQUEST_METHOD"), " while streaming" if started else ""
+            )
+            if started:
+                raise  # too late for a status: the connection is dropped
+            raise DAVError(HTTP_INTERNAL_ERROR) from None
+
+
+def _challenge(realm: str, start_response: Any) -> list[bytes]:
+    body = b"Authentication required / Authentification requise\n"
+    start_response(
+        "401 Unauthorized",
+        [
+            ("WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"'),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    """(user, password) from an ``Authorization: Basic`` header, or None if malformed."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(":")
+    if not sep or not user:
+        return None
+    return user, password
+
+
+class BasicAuth(BaseMiddleware):
+    """Authenticate every request; there is no anonymous access."""
+
+    def __init__(self, wsgidav_app: Any, next_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+        self.instance: Instance = config[INSTANCE_KEY]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        realm = self.instance.settings.auth.realm
+        credentials = parse_basic(environ.get("HTTP_AUTHORIZATION", ""))
+        if credentials is None:
+            return _challenge(realm, start_response)
+        try:
+            principal = self.instance.authenticator.authenticate(*credentials)
+        except AuthenticationFailed:
+            return _challenge(realm, start_response)
+        except Busy:
+            body = b"Too many logins at once, retry shortly / Trop de connexions, reessayez\n"
+            start_response(
+                "503 Service Unavailable",
+                [
+                    ("Retry-After", "2"),
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
+        environ["meddav.principal"] = principal
+        environ["wsgidav.auth.user_name"] = principal.username
+        environ["wsgidav.auth.realm"] = realm
+        environ["wsgidav.auth.roles"] = []
+        result: Iterable[bytes] = self.next_app(environ, start_response)
+        return result
+
+
+class RequestLimits(BaseMiddleware):
+    """Bound request bodies other than PUT, and refuse infinite-depth PROPFIND."""
+
+    def __init__(self, wsgidav_app: Any, next_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+        instance: Instance = config[INSTANCE_KEY]
+        self.max_body = instance.settings.dav.max_xml_body_bytes
+        self.allow_infinite = instance.settings.dav.allow_infinite_depth
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if method != "PUT":
+            self._bound_body(environ)
+        infinite = environ.get("HTTP_DEPTH", "infinity").strip().lower() == "infinity"
+        if method == "PROPFIND" and infinite and not self.allow_infinite:
+            raise DAVError(
+                HTTP_FORBIDDEN,
+                "PROPFIND with Depth: infinity is disabled; use Depth: 1",
+                err_condition=PRECONDITION_CODE_PropfindFiniteDepth,
+            )
+        result: Iterable[bytes] = self.next_app(environ, start_response)
+        return result
+
+    def _bound_body(self, environ: dict[str, Any]) -> None:
+        length = environ.get("CONTENT_LENGTH", "").strip()
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if length and not chunked:
+            if not length.isdigit():
+                raise DAVError(HTTP_BAD_REQUEST, "invalid Content-Length")
+            if int(length) > self.max_body:
+                raise DAVError(HTTP_REQUEST_ENTITY_TOO_LARGE, f"request body over {self.max_body} bytes")
+            return
+        if chunked:
+            # Read the whole (bounded) body now, so wsgidav sees it with a length.
+            buffer = bytearray()
+            while chunk := environ["wsgi.input"].read(min(65536, self.max_body + 1 - len(buffer))):
+                buffer += chunk
+                if len(buffer) > self.max_body:
+                    raise DAVError(HTTP_REQUEST_ENTITY_TOO_LARGE, f"request body over {self.max_body} bytes")
+            body = bytes(buffer)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)

@@ -1,0 +1,468 @@
+"""The MedDAV provider: wsgidav's resource model over :mod:`server.tree`.
+
+Paths resolve through the tree in the database, one name at a time, from the
+authenticated principal's root; nothing here touches the file system, so no
+path can reach outside a user's tree.  Every action is checked by
+:mod:`server.policy` before the tree is asked to do it.
+
+COPY, MOVE and DELETE are handled natively (one transaction each, see
+``server.tree``); dead properties live in the database, keyed by node id, so
+they follow a node when it moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import shutil
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+from wsgidav import util, xml_tools
+from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVError
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
+from wsgidav.util import etree
+
+from server import policy
+from server.crypto import lookup_form
+from server.dav.errors import to_dav_error, translated
+from server.errors import MedDAVError
+from server.policy import Action, Principal
+from server.tree import Entry, Tree, Upload
+
+__all__ = ["MedDAVProvider"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_PROPERTY_NAME = 500
+_LOCK_PROPERTIES = ("{DAV:}lockdiscovery", "{DAV:}supportedlock")
+_WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
+_CACHE = "meddav.resolved"
+
+
+def _split(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
+
+
+class MedDAVProvider(DAVProvider):
+    """Resolves request paths to resources of the principal's own tree."""
+
+    def __init__(self, tree: Tree) -> None:
+        super().__init__()
+        self.tree = tree
+
+    def __repr__(self) -> str:
+        return "MedDAVProvider()"
+
+    def is_readonly(self) -> bool:
+        return False
+
+    # -- resolution --------------------------------------------------------------
+
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _Resource | None:
+        principal: Principal = environ["meddav.principal"]
+        cache: dict[str, Entry | None] = environ.setdefault(_CACHE, {})
+        key = "/" + "/".join(_split(path))
+        if key in cache:
+            entry = cache[key]
+        else:
+            try:
+                entry = self.tree.resolve(principal.root_id, _split(path))
+            except MedDAVError:
+                entry = None
+            if entry is not None and not policy.allows(principal, entry, Action.READ):
+                entry = None  # what the policy hides does not exist
+            cache[key] = entry
+        if entry is None:
+            return None
+        if path.rstrip("/") == environ.get("PATH_INFO", "").rstrip("/"):
+            environ["meddav.node_id"] = entry.id
+        return self.resource_for(path, entry, environ)
+
+    def resource_for(self, path: str, entry: Entry, environ: dict[str, Any]) -> _Resource:
+        if entry.is_dir:
+            return FolderResource(self, path, entry, environ)
+        return FileResource(self, path, entry, environ)
+
+    def forget(self, environ: dict[str, Any]) -> None:
+        """Drop the request's resolution cache after the tree changed."""
+        environ.pop(_CACHE, None)
+
+    def ref_url_to_path(self, ref_url: str) -> str:
+        # Reference URLs are "/<root id>/<path>" (see _Resource.get_ref_url).
+        path = util.removeprefix(ref_url, self.share_path)
+        rest = path.lstrip("/").split("/", 1)
+        return "/" + (unquote(rest[1]) if len(rest) > 1 else "")
+
+    def custom_request_handler(self, environ: dict[str, Any], start_response: Any, default_handler: Any) -> Any:
+        from server.dav.handlers import handle
+
+        return handle(self, environ, start_response, default_handler)
+
+
+class _Resource:
+    """Behaviour shared by folders and files (a mixin over wsgidav's bases)."""
+
+    provider: MedDAVProvider
+    environ: dict[str, Any]
+    path: str
+    is_collection: bool
+    entry: Entry
+    _props: dict[str, bytes] | None
+
+    if TYPE_CHECKING:  # provided by wsgidav's resource classes this is mixed into
+
+        def get_preferred_path(self) -> str: ...
+
+    # -- identity ------------------------------------------------------------------
+
+    @property
+    def principal(self) -> Principal:
+        principal: Principal = self.environ["meddav.principal"]
+        return principal
+
+    @property
+    def tree(self) -> Tree:
+        return self.provider.tree
+
+    def require(self, action: Action, entry: Entry | None = None) -> None:
+        if not policy.allows(self.principal, entry or self.entry, action):
+            logger.info(
+                "policy denied %s on node %s to user %s", action.value, (entry or self.entry).id, self.principal.user_id
+            )
+            raise DAVError(HTTP_FORBIDDEN)
+
+    def get_ref_url(self) -> str:
+        # Unique across trees (locks are keyed by it) and by Unicode form, so a
+        # lock taken through an NFD path also covers the NFC path.
+        return quote(f"/{self.principal.root_id}{lookup_form(self.get_preferred_path())}")
+
+    def get_display_name(self) -> str:
+        return self.entry.name
+
+    def get_creation_date(self) -> float:
+        return self.entry.ctime
+
+    def get_last_modified(self) -> float:
+        return self.entry.mtime
+
+    # -- dead properties ---------------------------------------------------------
+
+    def _dead_properties(self) -> dict[str, bytes]:
+        if self._props is None:
+            self._props = self.tree.properties([self.entry.id]).get(self.entry.id, {})
+        return self._props
+
+    def get_property_names(self, *, is_allprop: bool) -> list[str]:
+        names: list[str] = super().get_property_names(is_allprop=is_allprop)  # type: ignore[misc]
+        names.extend(self._dead_properties())
+        return names
+
+    def get_property_value(self, name: str) -> Any:
+        if name.startswith("{DAV:}") or name in _LOCK_PROPERTIES:
+            return super().get_property_value(name)  # type: ignore[misc]
+        self.require(Action.READ)
+        value = self._dead_properties().get(name)
+        if value is None:
+            raise DAVError(404)
+        return xml_tools.string_to_xml(value)
+
+    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> bool:
+        if name.startswith("{DAV:}"):
+            # Live and protected: let wsgidav answer (403 cannot-modify-protected-property).
+            result: bool = super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
+            return result
+        if len(name) > _MAX_PROPERTY_NAME:
+            raise DAVError(HTTP_INSUFFICIENT_STORAGE, "property name too long")
+        self.require(Action.WRITE)
+        if dry_run:
+            return True
+        serialized = None if value is None else etree.tostring(value)
+        translated(self.tree.set_properties)(self.entry, [(name, serialized)])
+        if self._props is not None:
+            if serialized is None:
+                self._props.pop(name, None)
+            else:
+                self._props[name] = serialized
+        if name == _WIN32_MTIME and value is not None and value.text:
+            # Windows Explorer restores a file's original time this way.
+            parsed = util.parse_time_string(value.text)
+            if parsed is not None:
+                self.entry = translated(self.tree.touch)(self.entry, float(parsed))
+        return True
+
+    def remove_all_properties(self, *, recursive: bool) -> None:
+        """Nothing to do: properties go with their node's rows."""
+
+    # -- delete, move, copy: native, one transaction each --------------------------------
+
+    def _token_list(self) -> list[str]:
+        if "wsgidav.conditions.if" not in self.environ:
+            util.parse_if_header_dict(self.environ)
+        tokens: list[str] = self.environ["wsgidav.ifLockTokenList"]
+        return tokens
+
+    def _check_locks_below(self) -> None:
+        lock_manager = self.provider.lock_manager
+        if lock_manager is not None:
+            lock_manager.check_write_permission(
+                url=self.get_ref_url(),
+                depth="infinity",
+                token_list=self._token_list(),
+                principal=self.environ["wsgidav.user_name"],
+            )
+
+    def _drop_locks(self, ref_url: str) -> None:
+        if self.provider.lock_manager is not None:
+            self.provider.lock_manager.remove_all_locks_from_url(ref_url, recursive=True)
+
+    def _destination(self, dest_path: str) -> tuple[FolderResource, str, _Resource | None]:
+        parent = self.provider.get_resource_inst(util.get_uri_parent(dest_path), self.environ)
+        if not isinstance(parent, FolderResource):
+            raise DAVError(409, "destination folder does not exist")
+        existing = self.provider.get_resource_inst(dest_path, self.environ)
+        return parent, util.get_uri_name(dest_path.rstrip("/")), existing
+
+    def handle_delete(self) -> bool:
+        self.require(Action.DELETE)
+        self._check_locks_below()
+        translated(self.tree.delete)(self.entry)
+        self._drop_locks(self.get_ref_url())
+        self.provider.forget(self.environ)
+        return True
+
+    def handle_move(self, dest_path: str) -> bool:
+        parent, name, existing = self._destination(dest_path)
+        self.require(Action.DELETE)
+        self.require(Action.CREATE, parent.entry)
+        if existing is not None:
+            existing.require(Action.DELETE)
+        source_url = self.get_ref_url()
+        replaced = translated(self.tree.move)(self.entry, parent.entry, name, overwrite=True)
+        self._drop_locks(source_url)
+        if existing is not None:
+            self._drop_locks(existing.get_ref_url())
+        self.environ["meddav.created"] = not replaced
+        self.provider.forget(self.environ)
+        return True
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        parent, name, existing = self._destination(dest_path)
+        self.require(Action.READ)
+        self.require(Action.CREATE, parent.entry)
+        if existing is not None:
+            existing.require(Action.DELETE)
+        replaced = translated(self.tree.copy)(self.entry, parent.entry, name, overwrite=True, recursive=depth_infinity)
+        if existing is not None:
+            self._drop_locks(existing.get_ref_url())
+        self.environ["meddav.created"] = not replaced
+        self.provider.forget(self.environ)
+        return True
+
+
+class FolderResource(_Resource, DAVCollection):
+    def __init__(
+        self,
+        provider: MedDAVProvider,
+        path: str,
+        entry: Entry,
+        environ: dict[str, Any],
+        *,
+        props: dict[str, bytes] | None = None,
+    ) -> None:
+        DAVCollection.__init__(self, path, environ)
+        self.provider = provider
+        self.entry = entry
+        self._props = props
+
+    def get_etag(self) -> None:
+        return None
+
+    # -- members -------------------------------------------------------------------
+
+    def _members(self) -> list[Entry]:
+        self.require(Action.LIST)
+        return [e for e in self.tree.children(self.entry) if policy.allows(self.principal, e, Action.READ)]
+
+    def get_member_names(self) -> list[str]:
+        return [e.name for e in self._members()]
+
+    def get_member(self, name: str) -> _Resource | None:
+        return self.provider.get_resource_inst(util.join_uri(self.path, name), self.environ)
+
+    def get_member_list(self) -> list[_Resource]:
+        members = self._members()
+        # Dead properties of all members in one query (PROPFIND allprop asks each).
+        props = self.tree.properties(e.id for e in members)
+        out: list[_Resource] = []
+        for e in members:
+            path = util.join_uri(self.path, e.name)
+            resource: _Resource
+            if e.is_dir:
+                resource = FolderResource(self.provider, path, e, self.environ, props=props.get(e.id, {}))
+            else:
+                resource = FileResource(self.provider, path, e, self.environ, props=props.get(e.id, {}))
+            out.append(resource)
+        return out
+
+    # -- quota (RFC 4331) ---------------------------------------------------------------
+
+    def _usage(self) -> tuple[int, int]:
+        cached: tuple[int, int] | None = self.environ.get("meddav.usage")
+        if cached is None:
+            used, quota = self.tree.usage(self.entry.owner_id)
+            free = shutil.disk_usage(self.tree.settings.storage.blob_dir).free
+            available = free if quota is None else max(0, min(free, quota - used))
+            cached = (used, available)
+            self.environ["meddav.usage"] = cached
+        return cached
+
+    def get_used_bytes(self) -> int:
+        return self._usage()[0]
+
+    def get_available_bytes(self) -> int:
+        return self._usage()[1]
+
+    # -- creating ------------------------------------------------------------------
+
+    def create_empty_resource(self, name: str) -> _Resource:
+        self.require(Action.CREATE)
+        self.provider.forget(self.environ)
+        path = util.join_uri(self.path, name)
+        if self.environ["REQUEST_METHOD"] == "PUT":
+            # The file appears only when its content is complete (end_write).
+            return NewFileResource(self.provider, path, self, name, self.environ)
+        entry = translated(self.tree.create_empty_file)(self.entry, name)
+        return FileResource(self.provider, path, entry, self.environ)
+
+    def create_collection(self, name: str) -> None:
+        self.require(Action.CREATE)
+        created = translated(self.tree.mkdir)(self.entry, name)
+        self.environ["meddav.node_id"] = created.id
+        self.provider.forget(self.environ)
+
+    def support_recursive_delete(self) -> bool:
+        return True
+
+    def support_recursive_move(self, dest_path: str) -> bool:
+        return False
+
+
+class _Writable:
+    """PUT support shared by existing and new files: stream into a tree Upload."""
+
+    environ: dict[str, Any]
+    _upload: Upload | None
+
+    def _expected_size(self) -> int | None:
+        """The body length the client announced (Content-Length, or Finder's header)."""
+        length = self.environ.get("CONTENT_LENGTH", "")
+        if length and not self.environ.get("HTTP_TRANSFER_ENCODING"):
+            return int(length)
+        expected = self.environ.get("HTTP_X_EXPECTED_ENTITY_LENGTH")
+        return int(expected) if expected else None
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        upload = self._upload
+        assert upload is not None
+        try:
+            for chunk in chunks:
+                upload.write(chunk)
+        except MedDAVError as exc:
+            raise to_dav_error(exc) from None
+
+    def close(self) -> None:
+        """The body is complete; end_write() decides whether to keep it."""
+
+
+class FileResource(_Writable, _Resource, DAVNonCollection):
+    def __init__(
+        self,
+        provider: MedDAVProvider,
+        path: str,
+        entry: Entry,
+        environ: dict[str, Any],
+        *,
+        props: dict[str, bytes] | None = None,
+    ) -> None:
+        DAVNonCollection.__init__(self, path, environ)
+        self.provider = provider
+        self.entry = entry
+        self._props = props
+        self._upload = None
+
+    def get_content_length(self) -> int:
+        return self.entry.size
+
+    def get_content_type(self) -> str:
+        return mimetypes.guess_type(self.entry.name, strict=False)[0] or "application/octet-stream"
+
+    def get_etag(self) -> str:
+        return self.entry.etag
+
+    def support_etag(self) -> bool:
+        return True
+
+    def support_ranges(self) -> bool:
+        return True
+
+    @translated
+    def get_content(self) -> Any:
+        self.require(Action.READ)
+        return self.tree.open(self.entry)
+
+    def _parent_entry(self) -> Entry:
+        assert self.entry.parent_id is not None
+        return translated(self.tree.get)(self.entry.parent_id)
+
+    def _authorize_write(self) -> None:
+        self.require(Action.WRITE)
+
+    def begin_write(self, *, content_type: str | None = None) -> _Writable:
+        self._authorize_write()
+        self._upload = translated(self.tree.upload)(
+            self._parent_entry(), self.entry.name, expected_size=self._expected_size()
+        )
+        return self
+
+    def end_write(self, *, with_errors: bool) -> None:
+        upload, self._upload = self._upload, None
+        if upload is None:
+            return
+        if with_errors:
+            upload.abort()
+            return
+        self.entry = translated(upload.finish)()
+        self.environ["meddav.node_id"] = self.entry.id
+        self.provider.forget(self.environ)
+
+
+class NewFileResource(FileResource):
+    """The target of a PUT to a new name: it exists only once its content is stored."""
+
+    def __init__(
+        self, provider: MedDAVProvider, path: str, parent: FolderResource, name: str, environ: dict[str, Any]
+    ) -> None:
+        now = time.time()
+        placeholder = Entry(
+            id=0,
+            parent_id=parent.entry.id,
+            org_id=parent.entry.org_id,
+            owner_id=parent.entry.owner_id,
+            is_dir=False,
+            name=name,
+            size=0,
+            ctime=now,
+            mtime=now,
+            etag="",
+        )
+        super().__init__(provider, path, placeholder, environ, props={})
+        self._parent = parent
+
+    def _parent_entry(self) -> Entry:
+        return self._parent.entry
+
+    def _authorize_write(self) -> None:
+        self._parent.require(Action.CREATE)

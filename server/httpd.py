@@ -1,0 +1,116 @@
+"""The HTTP(S) server: cheroot serving :func:`server.app.create_app`.
+
+:func:`build_server` binds (port 0 picks a free port, as tests do) and
+configures TLS, threads, timeouts and header limits from ``[server]``;
+:func:`serve` runs it in the foreground until SIGINT or SIGTERM, then stops
+accepting, lets running requests finish, and closes the instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import TextIO
+
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from server import __version__
+from server.app import create_app
+from server.config import is_loopback
+from server.instance import Instance
+
+__all__ = ["build_server", "mount_help", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_server(instance: Instance, *, host: str, port: int) -> wsgi.Server:
+    """A bound (prepared) cheroot server for the instance; call ``serve()`` on it."""
+    settings = instance.settings.server
+    server = wsgi.Server(
+        (host, port),
+        create_app(instance),
+        numthreads=settings.threads,
+        server_name="MedDAV",
+        timeout=settings.timeout_seconds,
+        request_queue_size=64,
+    )
+    server.max_request_header_size = settings.max_header_bytes
+    server.software = "MedDAV"
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        server.ssl_adapter = BuiltinSSLAdapter(str(settings.tls_cert), str(settings.tls_key))
+    server.prepare()
+    return server
+
+
+def bound_port(server: wsgi.Server) -> int:
+    port: int = server.bind_addr[1]
+    return port
+
+
+def mount_help(dav_url: str) -> str:
+    """How to connect the common clients to ``dav_url`` (printed at start)."""
+    unc = dav_url.replace("https://", "").replace("http://", "").rstrip("/")
+    host, _, path = unc.partition("/")
+    ssl = "@SSL" if dav_url.startswith("https") else ""
+    host_unc = host.replace(":", f"{ssl}@") if ":" in host else host + ssl
+    return f"""\
+Connect a client to {dav_url}
+  rclone   rclone config create meddav webdav url={dav_url} vendor=other user=NAME pass=$(rclone obscure PASSWORD)
+           rclone copy ./folder meddav:folder
+  davfs2   sudo mount -t davfs {dav_url} /mnt/meddav
+  Windows  Explorer > This PC > Map network drive > Folder: \\\\{host_unc}\\{path.replace("/", chr(92))}
+  macOS    Finder > Go > Connect to Server (Cmd-K) > {dav_url}"""
+
+
+def serve(
+    instance: Instance,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    out: TextIO | None = None,
+    banner_extra: str = "",
+) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM."""
+    out = out or sys.stdout
+    settings = instance.settings.server
+    host = host or settings.host
+    port = settings.port if port is None else port
+    if not is_loopback(host) and settings.tls_cert is None:
+        logger.warning(
+            "serving plain HTTP on a non-loopback address (%s); allowed by [server] allow_plain_http: "
+            "only safe behind a TLS-terminating proxy",
+            host,
+        )
+    serve_lock = instance.hold_serve_lock()
+    server = build_server(instance, host=host, port=port)
+    actual = bound_port(server)
+    dav_url = instance.settings.public_base_url(host=host, port=actual) + "/dav/"
+    logger.info(
+        "serving",
+        extra={"fields": {"version": __version__, "host": host, "port": actual, "tls": bool(settings.tls_cert)}},
+    )
+    print(f"MedDAV {__version__} serving WebDAV at {dav_url}", file=out)
+    if banner_extra:
+        print(banner_extra, file=out)
+    print(mount_help(dav_url), file=out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous: Callable[..., object] | int | None = signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        print("\nStopping…", file=out, flush=True)
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+        instance.close()
+        serve_lock.close()
+        logger.info("stopped")

@@ -1,0 +1,214 @@
+"""One MedDAV instance: creating it (``meddav init``) and opening it.
+
+An instance is a data directory (database + blob store), a configuration file
+inside it, and a master key file *outside* it.  :func:`open_instance` checks
+that the three belong together before anything is served: the database
+schema is current, and the key file is the one this database was created
+with (an HMAC of the instance id under the master key, compared in constant
+time).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select
+
+from server.accounts import Accounts
+from server.auth import Authenticator, PasswordHasher
+from server.config import Settings, default_key_file, load_settings, toml_value
+from server.crypto import KeyRing, LockSealer, MasterKey
+from server.db import Database
+from server.db.models import Instance as InstanceRecord
+from server.errors import ConfigError, KeyFileError
+from server.storage import BaseBlobStore
+from server.storage import load as load_blob_store
+from server.tree import Tree
+
+__all__ = ["InitResult", "Instance", "init_instance", "open_instance"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "meddav.toml"
+LOCK_NAME = "meddav.lock"
+
+
+@dataclass
+class Instance:
+    """The services of an opened instance, shared by every request."""
+
+    settings: Settings
+    db: Database
+    keys: KeyRing
+    blobs: BaseBlobStore
+    tree: Tree
+    accounts: Accounts
+    authenticator: Authenticator
+    lock_sealer: LockSealer
+
+    def close(self) -> None:
+        self.blobs.close()
+        self.db.close()
+
+    def hold_serve_lock(self) -> IO[str]:
+        """Mark the data directory as served (shared lock; ``meddav fsck`` tests for it)."""
+        handle = open(self.settings.storage.data_dir / LOCK_NAME, "a")  # noqa: SIM115 - held while serving
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        return handle
+
+    def is_served(self) -> bool:
+        """True when a ``meddav serve`` process holds this data directory."""
+        path = self.settings.storage.data_dir / LOCK_NAME
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+
+def _services(settings: Settings, master: MasterKey) -> Instance:
+    db = Database(settings)
+    keys = KeyRing(master)
+    blobs = load_blob_store(settings)
+    hasher = PasswordHasher(settings.auth)
+    return Instance(
+        settings=settings,
+        db=db,
+        keys=keys,
+        blobs=blobs,
+        tree=Tree(settings, db, keys, blobs),
+        accounts=Accounts(db, keys, hasher),
+        authenticator=Authenticator(settings.auth, db, hasher),
+        lock_sealer=LockSealer(master.lock_key()),
+    )
+
+
+def open_instance(settings: Settings, *, upgrade_schema: bool = False) -> Instance:
+    """Open an initialised instance; raise ConfigError or KeyFileError naming the fix."""
+    data_dir = settings.storage.data_dir
+    source = str(settings.source or "configuration")
+    if not data_dir.is_dir():
+        raise ConfigError(
+            source,
+            [f"[storage] data_dir = {str(data_dir)!r}: not found; create an instance with meddav init --data-dir DIR"],
+        )
+    master = MasterKey.load_file(settings.storage.key_file)
+    if not master.file_is_private():
+        logger.warning("master key file %s is readable by other users: chmod 600 it", settings.storage.key_file)
+    instance = _services(settings, master)
+    try:
+        revision, head = instance.db.revision(), instance.db.head()
+        if revision != head:
+            if revision is None and not upgrade_schema:
+                raise ConfigError(source, [f"no MedDAV database at {settings.database.url}: run meddav init first"])
+            if not upgrade_schema:
+                raise ConfigError(
+                    source,
+                    [f"database schema is at revision {revision}, this MedDAV needs {head}: run meddav db upgrade"],
+                )
+            instance.db.upgrade()
+        with instance.db.read() as s:
+            record = s.scalars(select(InstanceRecord)).first()
+        if record is None:
+            raise ConfigError(source, ["the database holds no instance: run meddav init on an empty data directory"])
+        if not master.matches(record.instance_id, record.key_check):
+            raise KeyFileError(
+                f"{settings.storage.key_file}: this is not the master key of this instance; "
+                "point [storage] key_file at the key file created with it"
+            )
+    except BaseException:
+        instance.close()
+        raise
+    return instance
+
+
+@dataclass(frozen=True)
+class InitResult:
+    config_path: Path
+    key_file: Path
+    admin_name: str
+    admin_password: str
+
+
+def _write_config(data_dir: Path, key_file: Path, extra: dict[str, dict[str, Any]] | None) -> Path:
+    sections: dict[str, dict[str, Any]] = {
+        "server": {"host": "127.0.0.1", "port": 8080},
+        "storage": {"data_dir": ".", "key_file": os.path.relpath(key_file, data_dir)},
+    }
+    for name, values in (extra or {}).items():
+        sections.setdefault(name, {}).update(values)
+    lines = [
+        "# MedDAV configuration written by `meddav init`.",
+        "# Every option, with its default and meaning: conf/meddav.example.toml",
+        "# (or `meddav config example`).  Relative paths are relative to this file.",
+        "# [storage] key_file lives outside the data directory: back it up apart.",
+    ]
+    for name, values in sections.items():
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+    config_path = data_dir / CONFIG_NAME
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return config_path
+
+
+def init_instance(
+    data_dir: Path,
+    *,
+    key_file: Path | None = None,
+    admin_name: str = "admin",
+    admin_password: str | None = None,
+    organisation: str = "Default organisation",
+    options: dict[str, dict[str, Any]] | None = None,
+) -> InitResult:
+    """Create a complete instance in ``data_dir``; refuse to touch an existing one.
+
+    ``options`` adds options to the written configuration file, by section.
+    """
+    data_dir = data_dir.resolve()
+    key_file = (key_file or default_key_file(data_dir)).resolve()
+    if key_file == data_dir or data_dir in key_file.parents:
+        raise ConfigError(
+            "meddav init",
+            [
+                f"--key-file {key_file}: inside the data directory; a backup of the data would carry its key. "
+                f"Use a path beside it, e.g. {default_key_file(data_dir)}"
+            ],
+        )
+    if (data_dir / CONFIG_NAME).exists():
+        raise ConfigError("meddav init", [f"{data_dir} already holds an instance ({CONFIG_NAME} exists)"])
+    if key_file.exists():
+        raise ConfigError(
+            "meddav init",
+            [f"{key_file} already exists: it may be another instance's key. Move it away, or pass --key-file"],
+        )
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    master = MasterKey.create_file(key_file)
+    config_path = _write_config(data_dir, key_file, options)
+    settings = load_settings(config_path)
+    instance = _services(settings, master)
+    try:
+        instance.db.upgrade()
+        instance_id = secrets.token_bytes(16)
+        with instance.db.write() as s:
+            s.add(
+                InstanceRecord(
+                    id=1, instance_id=instance_id, key_check=master.key_check(instance_id), created_at=time.time()
+                )
+            )
+        instance.accounts.create_organisation(organisation)
+        password = admin_password or secrets.token_urlsafe(18)
+        instance.accounts.create_user(admin_name, password)
+    finally:
+        instance.close()
+    return InitResult(config_path=config_path, key_file=key_file, admin_name=admin_name, admin_password=password)
