@@ -48,7 +48,7 @@ clients:
 	fi
 
 lint: test-install
-	$(BIN)/ruff check server webui plugins tests bench
+	$(BIN)/ruff check .
 
 typecheck: test-install
 	$(BIN)/mypy
