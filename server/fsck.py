@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 
-from server.db.models import Node, Version
+from server.db.models import nodes_t, versions_t
 from server.instance import Instance
 
 __all__ = ["FsckReport", "fsck"]
@@ -83,9 +83,12 @@ def fsck(
     show: Progress[Any] = progress or _no_progress
     report = FsckReport(removed=remove)
 
-    with instance.db.read() as s:
-        referenced = {blob_id: version_id for version_id, blob_id in s.execute(select(Version.id, Version.blob_id))}
-        in_use = dict(s.execute(select(Node.version_id, Node.id).where(Node.version_id.is_not(None))).all())
+    with instance.db.read() as c:
+        referenced = {row.blob_id: row.id for row in c.all(select(versions_t.c.id, versions_t.c.blob_id))}
+        in_use = {
+            row.version_id: row.id
+            for row in c.all(select(nodes_t.c.version_id, nodes_t.c.id).where(nodes_t.c.version_id.is_not(None)))
+        }
 
     present: set[str] = set()
     for info in show(instance.blobs.iter_blobs(), "blobs"):
@@ -110,6 +113,6 @@ def fsck(
     if remove:
         report.stale_uploads = instance.blobs.sweep_uploads(older_than=cutoff)
         if report.orphan_versions:
-            with instance.db.write() as s:
-                s.execute(delete(Version).where(Version.id.in_(report.orphan_versions)))
+            with instance.db.write() as c:
+                c.run(delete(versions_t).where(versions_t.c.id.in_(report.orphan_versions)))
     return report

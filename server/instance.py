@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from server.accounts import Accounts
 from server.auth import Authenticator, PasswordHasher
 from server.config import Settings, default_key_file, load_settings, toml_value
 from server.crypto import KeyRing, LockSealer, MasterKey
 from server.db import Database
-from server.db.models import Instance as InstanceRecord
+from server.db.models import instance_t
 from server.errors import ConfigError, KeyFileError
 from server.storage import BaseBlobStore
 from server.storage import load as load_blob_store
@@ -80,14 +80,15 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
     keys = KeyRing(master)
     blobs = load_blob_store(settings)
     hasher = PasswordHasher(settings.auth)
+    authenticator = Authenticator(settings.auth, db, hasher)
     return Instance(
         settings=settings,
         db=db,
         keys=keys,
         blobs=blobs,
         tree=Tree(settings, db, keys, blobs),
-        accounts=Accounts(db, keys, hasher),
-        authenticator=Authenticator(settings.auth, db, hasher),
+        accounts=Accounts(db, keys, hasher, on_credentials_changed=authenticator.forget_user),
+        authenticator=authenticator,
         lock_sealer=LockSealer(master.lock_key()),
     )
 
@@ -116,8 +117,8 @@ def open_instance(settings: Settings, *, upgrade_schema: bool = False) -> Instan
                     [f"database schema is at revision {revision}, this MedDAV needs {head}: run meddav db upgrade"],
                 )
             instance.db.upgrade()
-        with instance.db.read() as s:
-            record = s.scalars(select(InstanceRecord)).first()
+        with instance.db.read() as c:
+            record = c.one(select(instance_t.c.instance_id, instance_t.c.key_check))
         if record is None:
             raise ConfigError(source, ["the database holds no instance: run meddav init on an empty data directory"])
         if not master.matches(record.instance_id, record.key_check):
@@ -200,9 +201,9 @@ def init_instance(
     try:
         instance.db.upgrade()
         instance_id = secrets.token_bytes(16)
-        with instance.db.write() as s:
-            s.add(
-                InstanceRecord(
+        with instance.db.write() as c:
+            c.run(
+                insert(instance_t).values(
                     id=1, instance_id=instance_id, key_check=master.key_check(instance_id), created_at=time.time()
                 )
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -69,16 +70,24 @@ def _info(user: User) -> UserInfo:
 class Accounts:
     """Create and manage organisations and users."""
 
-    def __init__(self, db: Database, keys: KeyRing, hasher: PasswordHasher) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyRing,
+        hasher: PasswordHasher,
+        *,
+        on_credentials_changed: Callable[[int], None] | None = None,
+    ) -> None:
         self._db = db
         self._keys = keys
         self._hasher = hasher
+        self._credentials_changed = on_credentials_changed or (lambda user_id: None)
 
     def create_organisation(self, name: str) -> int:
         """A new organisation with a fresh key; returns its id."""
         now = time.time()
         _, wrapped = self._keys.master.new_org_key()
-        with self._db.write() as s:
+        with self._db.session() as s:
             org = Organisation(name=name, created_at=now)
             s.add(org)
             s.flush()
@@ -86,7 +95,7 @@ class Accounts:
             return org.id
 
     def default_organisation(self) -> int:
-        with self._db.read() as s:
+        with self._db.session() as s:
             org_id: int | None = s.scalar(select(func.min(Organisation.id)))
         if org_id is None:
             raise NotFound("no organisation exists yet")
@@ -102,7 +111,7 @@ class Accounts:
         password_hash = self._hasher.hash(password)
         org = org_id if org_id is not None else self.default_organisation()
         now = time.time()
-        with self._db.write() as s:
+        with self._db.session() as s:
             if s.scalar(select(User.id).where(User.username == name)) is not None:
                 raise AlreadyExists(f"user name {name!r} is taken")
             if s.get(Organisation, org) is None:
@@ -144,29 +153,33 @@ class Accounts:
         return user
 
     def get(self, username: str) -> UserInfo:
-        with self._db.read() as s:
+        with self._db.session() as s:
             return _info(self._user(s, username))
 
     def list(self) -> list[UserInfo]:
-        with self._db.read() as s:
+        with self._db.session() as s:
             return [_info(u) for u in s.scalars(select(User).order_by(User.username))]
 
     def set_password(self, username: str, password: str) -> None:
         check_password(password)
         password_hash = self._hasher.hash(password)
-        with self._db.write() as s:
+        with self._db.session() as s:
             user = self._user(s, username)
             user.password_hash = password_hash
             user.auth_epoch += 1
+            user_id = user.id
+        self._credentials_changed(user_id)
 
     def set_disabled(self, username: str, *, disabled: bool) -> None:
-        with self._db.write() as s:
+        with self._db.session() as s:
             user = self._user(s, username)
             user.disabled = disabled
             user.auth_epoch += 1
+            user_id = user.id
+        self._credentials_changed(user_id)
 
     def set_quota(self, username: str, quota_bytes: int | None) -> None:
         if quota_bytes is not None and quota_bytes < 0:
             raise BadRequest("a quota is a number of bytes, 0 for unlimited")
-        with self._db.write() as s:
+        with self._db.session() as s:
             self._user(s, username).quota_bytes = quota_bytes

@@ -10,7 +10,10 @@ Passwords are hashed with Argon2id through the passlib API (installed from
   by an HMAC of (user name, password) under a per-process random key (the
   cache holds no password and dies with the process).  Each cached entry
   remembers the user's ``auth_epoch``; changing a password or disabling the
-  user bumps it, which invalidates every cached entry at once.
+  user bumps it, which invalidates every cached entry at once.  A cached entry
+  is checked against the database at most every :data:`RECHECK_SECONDS`: a
+  change made by another process (``meddav user passwd``) takes effect within
+  that time, one made through this process (``forget_user``) at once.
 - unknown user names cost a verification too, so timing does not tell which
   names exist.
 """
@@ -25,12 +28,14 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from passlib.context import CryptContext
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
-from server.db.models import User
+from server.db import prepared
+from server.db.models import users_t
 from server.errors import AuthenticationFailed, BadRequest, Busy
 from server.policy import Principal
 
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
     from server.db import Database
 
 __all__ = [
+    "RECHECK_SECONDS",
     "Authenticator",
     "PasswordHasher",
     "normalize_username",
@@ -46,7 +52,20 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_USER_BY_NAME = prepared(
+    select(
+        users_t.c.id,
+        users_t.c.username,
+        users_t.c.org_id,
+        users_t.c.root_id,
+        users_t.c.disabled,
+        users_t.c.auth_epoch,
+        users_t.c.password_hash,
+    ).where(users_t.c.username == bindparam("username"))
+)
 _CACHE_ENTRIES = 10_000
+#: How long a cached verification is trusted before the user row is read again.
+RECHECK_SECONDS = 1.0
 _SLOT_WAIT_SECONDS = 5.0
 _MAX_USERNAME = 150
 
@@ -87,6 +106,16 @@ class PasswordHasher:
         return bool(ok), new_hash
 
 
+@dataclass(slots=True)
+class _Verified:
+    """A cached successful verification."""
+
+    principal: Principal
+    epoch: int
+    expires: float
+    checked: float
+
+
 class Authenticator:
     """Turns (user name, password) into a :class:`~server.policy.Principal`."""
 
@@ -96,7 +125,7 @@ class Authenticator:
         self._ttl = settings.cache_seconds
         self._slots = threading.BoundedSemaphore(settings.max_concurrent_hashes)
         self._cache_key = secrets.token_bytes(32)
-        self._cache: OrderedDict[bytes, tuple[int, int, float]] = OrderedDict()
+        self._cache: OrderedDict[bytes, _Verified] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._decoy = hasher.hash(secrets.token_urlsafe(24))
 
@@ -119,37 +148,50 @@ class Authenticator:
             name = normalize_username(username)
         except BadRequest:
             raise AuthenticationFailed() from None
-        with self._db.read() as s:
-            user = s.scalars(select(User).where(User.username == name)).first()
-        if user is None or user.disabled or user.root_id is None:
-            self._verify(password, self._decoy)  # same cost as a real check
-            raise AuthenticationFailed()
         cache_id = self._cache_id(name, password)
         with self._cache_lock:
             cached = self._cache.get(cache_id)
-        if not (cached and cached[0] == user.id and cached[1] == user.auth_epoch and cached[2] > now):
-            ok, new_hash = self._verify(password, user.password_hash)
-            if not ok:
-                raise AuthenticationFailed()
-            if new_hash is not None:
-                self._rehash(user.id, user.auth_epoch, new_hash)
-            if self._ttl:
-                with self._cache_lock:
-                    self._cache[cache_id] = (user.id, user.auth_epoch, now + self._ttl)
-                    self._cache.move_to_end(cache_id)
-                    while len(self._cache) > _CACHE_ENTRIES:
-                        self._cache.popitem(last=False)
-        return Principal(user_id=user.id, username=user.username, org_id=user.org_id, root_id=user.root_id)
+        if cached is not None and cached.expires > now and now - cached.checked < RECHECK_SECONDS:
+            return cached.principal
+        with self._db.read() as c:
+            user = c.one(_USER_BY_NAME, username=name)
+        if user is None or user.disabled or user.root_id is None:
+            self._verify(password, self._decoy)  # same cost as a real check
+            raise AuthenticationFailed()
+        if cached is not None and cached.expires > now and cached.epoch == user.auth_epoch:
+            cached.checked = now
+            return cached.principal
+        ok, new_hash = self._verify(password, user.password_hash)
+        if not ok:
+            raise AuthenticationFailed()
+        if new_hash is not None:
+            self._rehash(user.id, user.auth_epoch, new_hash)
+        principal = Principal(user_id=user.id, username=user.username, org_id=user.org_id, root_id=user.root_id)
+        if self._ttl:
+            with self._cache_lock:
+                self._cache[cache_id] = _Verified(principal, user.auth_epoch, now + self._ttl, now)
+                self._cache.move_to_end(cache_id)
+                while len(self._cache) > _CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+        return principal
 
     def _rehash(self, user_id: int, epoch: int, new_hash: str) -> None:
         """Store a hash made with the current parameters (same password, same epoch)."""
-        with self._db.write() as s:
-            user = s.get(User, user_id)
-            if user is not None and user.auth_epoch == epoch:
-                user.password_hash = new_hash
+        with self._db.write() as c:
+            c.run(
+                update(users_t)
+                .where(users_t.c.id == user_id, users_t.c.auth_epoch == epoch)
+                .values(password_hash=new_hash)
+            )
         logger.info("password hash of user %s upgraded to current parameters", user_id)
 
     def forget(self) -> None:
-        """Drop every cached verification (tests, key changes)."""
+        """Drop every cached verification."""
         with self._cache_lock:
             self._cache.clear()
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop the cached verifications of one user (their credentials changed)."""
+        with self._cache_lock:
+            for cache_id in [k for k, v in self._cache.items() if v.principal.user_id == user_id]:
+                del self._cache[cache_id]

@@ -1,54 +1,51 @@
-"""WebDAV locks kept in the database, so they survive a restart.
+"""WebDAV locks: an in-memory index, written through to the database.
 
 wsgidav's :class:`~wsgidav.lock_man.lock_manager.LockManager` decides lock
-semantics; this is its storage.  wsgidav's own storages keep paths in clear
-(in memory, or in a shelve file); here a lock root path is stored as a keyed
-hash, to find it, and a sealed copy, to give it back.  One
-:class:`~server.db.models.LockScope` row per ancestor of the root lets
-"locks below this path" be answered by an index lookup.
+semantics; this is its storage.  The lock manager asks about every ancestor
+of a path on every write, so lookups are served from memory; every change
+is first committed to the database (``locks`` table), which is reloaded at
+start, so locks survive a restart.  wsgidav's own persistent storage writes
+paths in clear to a shelve file; here the root path and the owner element
+are sealed under a subkey of the master key.
 
 Lock URLs are MedDAV reference URLs (``/<root node id>/<path>``), unique per
 tree, so two users' ``/report.pdf`` never share locks.
+
+One serving process owns the index (``meddav serve`` holds the data
+directory); several nodes behind a load balancer will need a shared lock
+cache (DESIGN.md, scale-out).
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, insert, select, update
 from wsgidav import util
 from wsgidav.lock_man.lock_manager import generate_lock_token, normalize_lock_root, validate_lock
 
 from server.crypto import LockSealer
 from server.db import Database
-from server.db.models import LockRecord, LockScope
+from server.db.models import locks_t
 
 __all__ = ["DatabaseLockStorage"]
 
 LockDict = dict[str, Any]
 
 
-def _ancestors(path: str) -> list[str]:
-    """``/a/b/c`` -> ``/a/b/c``, ``/a/b``, ``/a``, ``/``."""
-    out = []
-    current = normalize_lock_root(path)
-    while current:
-        out.append(normalize_lock_root(current))
-        if current == "/":
-            break
-        current = util.get_uri_parent(current)
-    return out
-
-
 class DatabaseLockStorage:
-    """The storage interface wsgidav's LockManager expects, over the database."""
+    """The storage interface wsgidav's LockManager expects."""
 
     def __init__(self, db: Database, sealer: LockSealer, *, max_timeout: int) -> None:
         self._db = db
         self._sealer = sealer
         self._max_timeout = max_timeout
+        self._locks: dict[str, LockDict] = {}  # token -> lock
+        self._by_root: dict[str, set[str]] = {}  # root path -> tokens
+        self._mutex = threading.RLock()
 
     def __repr__(self) -> str:
         return "DatabaseLockStorage()"
@@ -56,83 +53,112 @@ class DatabaseLockStorage:
     # -- lifecycle -------------------------------------------------------------
 
     def open(self) -> None:
-        """Nothing to open: the database is already there."""
+        """Load the stored locks; drop the ones that expired while we were away."""
+        now = time.time()
+        expired: list[str] = []
+        with self._db.read() as c:
+            rows = c.all(select(locks_t))
+        with self._mutex:
+            self._locks.clear()
+            self._by_root.clear()
+            for row in rows:
+                if row.expire < now:
+                    expired.append(row.token)
+                    continue
+                self._index(
+                    {
+                        "root": self._sealer.open(row.token, "root", row.root).decode(),
+                        "type": row.type,
+                        "scope": row.scope,
+                        "depth": row.depth,
+                        "owner": self._sealer.open(row.token, "owner", row.owner),
+                        "timeout": row.timeout,
+                        "expire": row.expire,
+                        "principal": row.principal,
+                        "token": row.token,
+                    }
+                )
+        self._forget_stored(expired)
 
     def close(self) -> None:
         """Nothing to close: the database outlives the lock manager."""
 
     def cleanup(self) -> None:
         """Purge expired locks."""
-        with self._db.write() as s:
-            tokens = list(s.scalars(select(LockRecord.token).where(LockRecord.expire < time.time())))
-            self._delete_tokens(s, tokens)
+        now = time.time()
+        with self._mutex:
+            expired = [t for t, lock in self._locks.items() if lock["expire"] < now]
+            for token in expired:
+                self._unindex(token)
+        self._forget_stored(expired)
 
     def clear(self) -> None:
-        with self._db.write() as s:
-            s.execute(delete(LockScope))
-            s.execute(delete(LockRecord))
+        with self._mutex:
+            self._locks.clear()
+            self._by_root.clear()
+        with self._db.write() as c:
+            c.run(delete(locks_t))
 
-    # -- records -----------------------------------------------------------------
+    # -- internals -----------------------------------------------------------------
 
-    def _to_dict(self, rec: LockRecord) -> LockDict:
-        return {
-            "root": self._sealer.open(rec.token, "root", rec.root).decode(),
-            "type": rec.type,
-            "scope": rec.scope,
-            "depth": rec.depth,
-            "owner": self._sealer.open(rec.token, "owner", rec.owner),
-            "timeout": rec.timeout,
-            "expire": rec.expire,
-            "principal": rec.principal,
-            "token": rec.token,
-        }
+    def _index(self, lock: LockDict) -> None:
+        self._locks[lock["token"]] = lock
+        self._by_root.setdefault(lock["root"], set()).add(lock["token"])
 
-    def _delete_tokens(self, s: Session, tokens: list[str]) -> None:
+    def _unindex(self, token: str) -> LockDict | None:
+        lock = self._locks.pop(token, None)
+        if lock is not None:
+            tokens = self._by_root.get(lock["root"])
+            if tokens is not None:
+                tokens.discard(token)
+                if not tokens:
+                    del self._by_root[lock["root"]]
+        return lock
+
+    def _forget_stored(self, tokens: list[str]) -> None:
         if tokens:
-            s.execute(delete(LockScope).where(LockScope.token.in_(tokens)))
-            s.execute(delete(LockRecord).where(LockRecord.token.in_(tokens)))
-
-    def _live(self, s: Session, records: list[LockRecord]) -> tuple[list[LockRecord], list[str]]:
-        now = time.time()
-        live = [r for r in records if r.expire < 0 or r.expire >= now]
-        expired = [r.token for r in records if not (r.expire < 0 or r.expire >= now)]
-        return live, expired
+            with self._db.write() as c:
+                c.run(delete(locks_t).where(locks_t.c.token.in_(tokens)))
 
     def _cap(self, timeout: float | None) -> float:
         if timeout is None or timeout < 0 or timeout > self._max_timeout:
             return float(self._max_timeout)
         return float(timeout)
 
+    def _live(self, token: str, now: float) -> LockDict | None:
+        """The lock if it has not expired (caller holds the mutex)."""
+        lock = self._locks.get(token)
+        if lock is None or lock["expire"] < now:
+            return None
+        return lock
+
     # -- the storage interface -------------------------------------------------------
 
     def get(self, token: str) -> LockDict | None:
         """The lock of ``token``, or None when unknown or expired (expired ones are purged)."""
-        with self._db.read() as s:
-            rec = s.get(LockRecord, token)
-            if rec is None:
-                return None
-            live, _ = self._live(s, [rec])
-            if live:
-                return self._to_dict(rec)
-        self.delete(token)
+        with self._mutex:
+            lock = self._live(token, time.time())
+            if lock is not None:
+                return copy.copy(lock)
+            expired = token in self._locks
+        if expired:
+            self.delete(token)
         return None
 
     def create(self, path: str, lock: LockDict) -> LockDict:
         """Store a new lock on ``path``; fills in root, timeout, expire and token."""
         assert lock.get("token") is None and lock.get("expire") is None
-        root = normalize_lock_root(path)
-        lock["root"] = root
+        lock["root"] = normalize_lock_root(path)
         lock["timeout"] = self._cap(lock.get("timeout"))
         lock["expire"] = time.time() + lock["timeout"]
         validate_lock(lock)
         token = generate_lock_token()
         lock["token"] = token
-        with self._db.write() as s:
-            s.add(
-                LockRecord(
+        with self._db.write() as c:
+            c.run(
+                insert(locks_t).values(
                     token=token,
-                    root_hash=self._sealer.path_hash(root),
-                    root=self._sealer.seal(token, "root", root.encode()),
+                    root=self._sealer.seal(token, "root", lock["root"].encode()),
                     depth=lock["depth"],
                     scope=lock["scope"],
                     type=lock["type"],
@@ -142,46 +168,50 @@ class DatabaseLockStorage:
                     expire=lock["expire"],
                 )
             )
-            s.flush()
-            for ancestor in _ancestors(root):
-                s.add(LockScope(token=token, path_hash=self._sealer.path_hash(ancestor)))
+        with self._mutex:
+            self._index(copy.copy(lock))
         return lock
 
     def refresh(self, token: str, *, timeout: float | None) -> LockDict:
-        with self._db.write() as s:
-            rec = s.get(LockRecord, token)
-            if rec is None:
+        timeout = self._cap(timeout)
+        expire = time.time() + timeout
+        with self._db.write() as c:
+            found = c.run(update(locks_t).where(locks_t.c.token == token).values(timeout=timeout, expire=expire))
+        with self._mutex:
+            lock = self._locks.get(token)
+            if not found or lock is None:
                 raise ValueError("no such lock")
-            rec.timeout = self._cap(timeout)
-            rec.expire = time.time() + rec.timeout
-            s.flush()
-            return self._to_dict(rec)
+            lock["timeout"], lock["expire"] = timeout, expire
+            return copy.copy(lock)
 
     def delete(self, token: str) -> bool:
-        with self._db.write() as s:
-            found = s.get(LockRecord, token) is not None
-            self._delete_tokens(s, [token])
+        with self._mutex:
+            found = self._unindex(token) is not None
+        self._forget_stored([token])
         return found
 
     def get_lock_list(self, path: str, *, include_root: bool, include_children: bool, token_only: bool) -> list[Any]:
         """Live locks rooted at ``path`` and/or below it."""
         assert include_root or include_children
-        path_hash = self._sealer.path_hash(normalize_lock_root(path))
-        with self._db.read() as s:
-            records: list[LockRecord] = []
+        path = normalize_lock_root(path)
+        now = time.time()
+        result: list[Any] = []
+        expired: list[str] = []
+        with self._mutex:
+            tokens: list[str] = []
             if include_root:
-                records.extend(s.scalars(select(LockRecord).where(LockRecord.root_hash == path_hash)))
+                tokens.extend(self._by_root.get(path, ()))
             if include_children:
-                records.extend(
-                    s.scalars(
-                        select(LockRecord)
-                        .join(LockScope, LockScope.token == LockRecord.token)
-                        .where(LockScope.path_hash == path_hash, LockRecord.root_hash != path_hash)
-                    )
-                )
-            live, expired = self._live(s, records)
-            result = [r.token if token_only else self._to_dict(r) for r in live]
-        if expired:
-            with self._db.write() as s:
-                self._delete_tokens(s, expired)
+                for root, root_tokens in self._by_root.items():
+                    if root != path and util.is_child_uri(path, root):
+                        tokens.extend(root_tokens)
+            for token in tokens:
+                lock = self._live(token, now)
+                if lock is None:
+                    expired.append(token)
+                else:
+                    result.append(token if token_only else copy.copy(lock))
+            for token in expired:
+                self._unindex(token)
+        self._forget_stored(expired)
         return result

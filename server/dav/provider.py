@@ -64,22 +64,35 @@ class MedDAVProvider(DAVProvider):
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _Resource | None:
         principal: Principal = environ["meddav.principal"]
         cache: dict[str, Entry | None] = environ.setdefault(_CACHE, {})
-        key = "/" + "/".join(_split(path))
-        if key in cache:
-            entry = cache[key]
-        else:
-            try:
-                entry = self.tree.resolve(principal.root_id, _split(path))
-            except MedDAVError:
-                entry = None
-            if entry is not None and not policy.allows(principal, entry, Action.READ):
-                entry = None  # what the policy hides does not exist
-            cache[key] = entry
+        names = _split(path)
+        key = "/" + "/".join(names)
+        if key not in cache:
+            self._resolve_into(cache, principal, names)
+        entry = cache[key]
         if entry is None:
             return None
         if path.rstrip("/") == environ.get("PATH_INFO", "").rstrip("/"):
             environ["meddav.node_id"] = entry.id
         return self.resource_for(path, entry, environ)
+
+    def _resolve_into(self, cache: dict[str, Entry | None], principal: Principal, names: list[str]) -> None:
+        """Resolve a path once and remember every prefix of it (a PUT also asks for the parent)."""
+        chain: list[Entry | None]
+        try:
+            if names:
+                chain = [*self.tree.resolve_below(principal.root_id, principal.org_id, names)]
+                offset = 1  # chain[0] is names[0]; the root is read only when asked for
+            else:
+                chain = [self.tree.get(principal.root_id)]
+                offset = 0
+        except MedDAVError:
+            chain, offset = [], 1
+        for depth in range(offset, len(names) + 1):
+            index = depth - offset
+            entry = chain[index] if index < len(chain) else None
+            if entry is not None and not policy.allows(principal, entry, Action.READ):
+                entry = None  # what the policy hides does not exist
+            cache["/" + "/".join(names[:depth])] = entry
 
     def resource_for(self, path: str, entry: Entry, environ: dict[str, Any]) -> _Resource:
         if entry.is_dir:

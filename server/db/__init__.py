@@ -2,11 +2,18 @@
 
 Every unit of work is a short transaction taken from :class:`Database`:
 
-- ``db.read()`` for queries;
-- ``db.write()`` for changes.  On SQLite it starts with ``BEGIN IMMEDIATE``, so
-  the write lock is taken up front and waited for (``busy_timeout``) instead
-  of failing with "database is locked" when a read transaction tries to
-  upgrade after another writer committed.
+- ``db.read()`` for queries, ``db.write()`` for changes: both yield a
+  :class:`~server.db._tx.Tx`, a transaction on a pooled DBAPI connection that
+  runs SQLAlchemy statements compiled for the dialect (``prepared`` ones once
+  per process).  This is the request path: ~12 µs per transaction and ~5 µs
+  per statement here, against ~54 µs and ~40 µs through a Core
+  ``Connection`` and ~220 µs for an ORM query.
+- ``db.session()`` gives an ORM session for the rare administrative work where
+  clarity matters more than microseconds.
+- A write transaction on SQLite starts with ``BEGIN IMMEDIATE``, so the write
+  lock is taken up front and waited for (``busy_timeout``) instead of failing
+  with "database is locked" when a read transaction tries to upgrade after
+  another writer committed.
 
 SQLite runs in WAL mode (readers never block the writer) with foreign keys
 enforced.  No transaction is held while a request body or a file is being
@@ -15,7 +22,9 @@ streamed: the tree layer opens one around each database step only.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,8 +40,10 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from server.config import Settings
 from server.db import models
+from server.db._tx import Prepared, Tx, prepared
+from server.errors import Busy
 
-__all__ = ["Database", "models"]
+__all__ = ["Database", "Prepared", "Tx", "models", "prepared"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -53,8 +64,18 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._setup_sqlite(settings)
-        self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
-        self._write = sessionmaker(bind=self.engine.execution_options(meddav_write=True), expire_on_commit=False)
+        self._write_engine = self.engine.execution_options(meddav_write=True)
+        self._sessions = sessionmaker(bind=self._write_engine, expire_on_commit=False)
+        # Each thread keeps one DBAPI connection for its units of work (a
+        # cheroot worker lives as long as the server): no pool checkout per
+        # transaction, which cost more than the statements of a small GET.
+        self._local = threading.local()
+        self._owned: list[Any] = []
+        self._owned_lock = threading.Lock()
+        self._writer_lock = threading.Lock() if self.is_sqlite else None
+        self._busy_seconds = settings.database.busy_timeout_ms / 1000
+        dbapi = self.engine.dialect.loaded_dbapi
+        self._driver_errors: tuple[type[BaseException], ...] = (dbapi.OperationalError, dbapi.InterfaceError)
 
     def _setup_sqlite(self, settings: Settings) -> None:
         synchronous = settings.database.sqlite_synchronous.upper()
@@ -76,16 +97,89 @@ class Database:
             immediate = conn.get_execution_options().get("meddav_write")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
-    @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A read-only unit of work.  Objects loaded stay usable (detached) after it."""
-        with self._read() as session:
-            yield session
+    def _connection(self) -> Any:
+        """This thread's DBAPI connection, created on first use."""
+        fairy = getattr(self._local, "fairy", None)
+        if fairy is None:
+            fairy = self.engine.raw_connection()
+            fairy.detach()  # ours until close(), not the pool's
+            self._local.fairy = fairy
+            self._local.depth = 0
+            with self._owned_lock:
+                self._owned.append(fairy)
+        return fairy.dbapi_connection
+
+    def _discard(self) -> None:
+        """Forget this thread's connection after a driver error (the next unit reconnects)."""
+        fairy = getattr(self._local, "fairy", None)
+        self._local.fairy = None
+        if fairy is not None:
+            with self._owned_lock:
+                self._owned.remove(fairy)
+            with contextlib.suppress(Exception):
+                fairy.close()
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A unit of work that commits when the block ends without an exception."""
-        with self._write.begin() as session:
+    def read(self) -> Iterator[Tx]:
+        """A read-only unit of work: one snapshot, rolled back at the end.
+
+        Inside another unit of work of the same thread, it joins that one.
+        """
+        conn = self._connection()
+        if self._local.depth:
+            yield Tx(conn, self.engine.dialect)
+            return
+        self._local.depth = 1
+        try:
+            if self.is_sqlite:
+                conn.execute("BEGIN")
+            yield Tx(conn, self.engine.dialect)
+        except self._driver_errors:
+            self._discard()
+            raise
+        finally:
+            self._local.depth = 0
+            if getattr(self._local, "fairy", None) is not None:
+                conn.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A unit of work that commits when the block ends without an exception.
+
+        On SQLite, writers of this process queue on a Python lock first: SQLite
+        allows one writer anyway, and its own busy handler waits by sleeping
+        1, 2, 5, 10... ms, which made the slowest of eight concurrent small
+        PUTs take half a second.  Other processes (the CLI) still meet the
+        busy timeout.
+        """
+        conn = self._connection()
+        if self._local.depth:
+            raise RuntimeError("a write transaction cannot start inside another unit of work")
+        if self._writer_lock is not None and not self._writer_lock.acquire(timeout=self._busy_seconds):
+            raise Busy("the database is busy with other writes; retry shortly")
+        self._local.depth = 1
+        try:
+            if self.is_sqlite:
+                # Take the write lock now (waiting up to busy_timeout), not at the first write.
+                conn.execute("BEGIN IMMEDIATE")
+            yield Tx(conn, self.engine.dialect)
+        except self._driver_errors:
+            self._discard()
+            raise
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            self._local.depth = 0
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM unit of work (write transaction) that commits at the end of the block."""
+        with self._sessions.begin() as session:
             yield session
 
     # -- migrations ------------------------------------------------------------
@@ -99,7 +193,7 @@ class Database:
         """Apply pending migrations; return (revision before, revision after)."""
         before = self.revision()
         cfg = self._alembic()
-        with self.engine.execution_options(meddav_write=True).begin() as conn:
+        with self._write_engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         return before, self.head()
@@ -116,4 +210,9 @@ class Database:
         return head
 
     def close(self) -> None:
+        with self._owned_lock:
+            owned, self._owned = self._owned, []
+        for fairy in owned:
+            with contextlib.suppress(Exception):
+                fairy.close()
         self.engine.dispose()

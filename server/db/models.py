@@ -11,30 +11,41 @@ exactly these tables.
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Float,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "KIND_DIR",
+    "KIND_FILE",
     "Base",
     "DeadProperty",
     "Instance",
     "LockRecord",
-    "LockScope",
     "Node",
     "OrgKeyRecord",
     "Organisation",
     "User",
     "Version",
+    "dead_properties_t",
+    "instance_t",
+    "locks_t",
+    "nodes_t",
+    "org_keys_t",
+    "organisations_t",
+    "users_t",
+    "versions_t",
 ]
 
 KIND_DIR = "d"
@@ -146,12 +157,11 @@ class DeadProperty(Base):
 
 
 class LockRecord(Base):
-    """A WebDAV lock.  The root path is kept as a keyed hash and a sealed copy."""
+    """A WebDAV lock.  Root path and owner element are sealed (see server.dav.locks)."""
 
     __tablename__ = "locks"
 
     token: Mapped[str] = mapped_column(String(100), primary_key=True)
-    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
     root: Mapped[bytes] = mapped_column(LargeBinary)
     depth: Mapped[str] = mapped_column(String(10))
     scope: Mapped[str] = mapped_column(String(10))
@@ -162,11 +172,12 @@ class LockRecord(Base):
     expire: Mapped[float] = mapped_column(Float, index=True)
 
 
-class LockScope(Base):
-    """One row per ancestor-or-self path of a lock root, to find locks below a path."""
-
-    __tablename__ = "lock_scopes"
-    __table_args__ = (Index("ix_lock_scopes_path_hash", "path_hash"),)
-
-    token: Mapped[str] = mapped_column(ForeignKey("locks.token"), primary_key=True)
-    path_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+# Core handles on the tables, for the request paths (see server.db).
+instance_t = cast(Table, Instance.__table__)
+organisations_t = cast(Table, Organisation.__table__)
+org_keys_t = cast(Table, OrgKeyRecord.__table__)
+users_t = cast(Table, User.__table__)
+nodes_t = cast(Table, Node.__table__)
+versions_t = cast(Table, Version.__table__)
+dead_properties_t = cast(Table, DeadProperty.__table__)
+locks_t = cast(Table, LockRecord.__table__)

@@ -7,6 +7,9 @@ commits the rows that point to them, then deletes the blobs the commit made
 unreachable.  A crash between those steps leaves either the old or the new
 state plus orphan blobs, which ``meddav fsck`` removes.
 
+Queries are SQLAlchemy Core statements: this module is on the path of every
+request, and an ORM round trip costs ten times a Core one here.
+
 Callers are expected to have asked :mod:`server.policy` first: the tree
 enforces the shape of the tree (names, cycles, quotas), not who may act.
 """
@@ -20,10 +23,9 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, delete, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, insert, literal, select, update
 
 from server.crypto import (
     BlobReader,
@@ -37,8 +39,8 @@ from server.crypto import (
     seal_lookup_name,
     seal_property,
 )
-from server.db import Database
-from server.db.models import KIND_DIR, KIND_FILE, DeadProperty, Node, OrgKeyRecord, User, Version
+from server.db import Database, Tx, prepared
+from server.db.models import KIND_DIR, KIND_FILE, dead_properties_t, nodes_t, org_keys_t, users_t, versions_t
 from server.errors import AlreadyExists, BadRequest, Conflict, NotFound, QuotaExceeded
 from server.storage import BaseBlobStore, BlobUpload
 from server.tree._names import validate_name
@@ -49,6 +51,73 @@ if TYPE_CHECKING:
 __all__ = ["Entry", "Tree", "Upload", "VersionRef"]
 
 _CHUNK = 500  # ids per IN (...) clause
+_COPY_BLOCK = 1024 * 1024
+
+_ENTRY = select(
+    nodes_t.c.id,
+    nodes_t.c.parent_id,
+    nodes_t.c.org_id,
+    nodes_t.c.owner_id,
+    nodes_t.c.kind,
+    nodes_t.c.name,
+    nodes_t.c.given_name,
+    nodes_t.c.size,
+    nodes_t.c.ctime,
+    nodes_t.c.mtime,
+    nodes_t.c.etag,
+    nodes_t.c.version_id,
+    versions_t.c.blob_id,
+    versions_t.c.org_key_id,
+    versions_t.c.sealed_key,
+    versions_t.c.size.label("version_size"),
+).select_from(nodes_t.outerjoin(versions_t, nodes_t.c.version_id == versions_t.c.id))
+
+
+# Statements on the path of every request: built once, compiled once, run on
+# the raw cursor of the current transaction (server.db._runner).
+_BY_ID = prepared(_ENTRY.where(nodes_t.c.id == bindparam("node_id")))
+_BY_NAME = prepared(_ENTRY.where(nodes_t.c.parent_id == bindparam("parent_id"), nodes_t.c.name == bindparam("sealed")))
+_CHILDREN = prepared(_ENTRY.where(nodes_t.c.parent_id == bindparam("parent_id")))
+_PARENT_OF = prepared(select(nodes_t.c.parent_id).where(nodes_t.c.id == bindparam("node_id")))
+_USAGE = prepared(select(users_t.c.used_bytes, users_t.c.quota_bytes).where(users_t.c.id == bindparam("user_id")))
+_CHARGE = prepared(
+    update(users_t)
+    .where(users_t.c.id == bindparam("user_id"))
+    .values(used_bytes=users_t.c.used_bytes + bindparam("delta"))
+)
+_TOUCH = prepared(update(nodes_t).where(nodes_t.c.id == bindparam("node_id")).values(mtime=bindparam("p_mtime")))
+_SET_VERSION = prepared(
+    update(nodes_t)
+    .where(nodes_t.c.id == bindparam("node_id"))
+    .values(
+        version_id=bindparam("p_version_id"),
+        size=bindparam("p_size"),
+        mtime=bindparam("p_mtime"),
+        etag=bindparam("p_etag"),
+    )
+)
+_NODE_COLUMNS = ("org_id", "owner_id", "parent_id", "kind", "name", "given_name", "size", "ctime", "mtime", "etag")
+_INSERT_NODE = insert(nodes_t).values({col: bindparam(f"p_{col}") for col in _NODE_COLUMNS}).returning(nodes_t.c.id)
+_VERSION_COLUMNS = ("blob_id", "org_key_id", "sealed_key", "size", "created_at")
+_INSERT_VERSION = prepared(
+    insert(versions_t).values({col: bindparam(f"p_{col}") for col in _VERSION_COLUMNS}).returning(versions_t.c.id)
+)
+_RENAME = prepared(
+    update(nodes_t)
+    .where(nodes_t.c.id == bindparam("node_id"))
+    .values(parent_id=bindparam("p_parent_id"), name=bindparam("p_name"), given_name=bindparam("p_given_name"))
+)
+_INSERT_PROPERTY = prepared(
+    insert(dead_properties_t).values(
+        node_id=bindparam("p_node_id"), name=bindparam("p_name"), value=bindparam("p_value")
+    )
+)
+_DELETE_PROPERTY = prepared(
+    delete(dead_properties_t).where(
+        dead_properties_t.c.node_id == bindparam("node_id"), dead_properties_t.c.name == bindparam("prop_name")
+    )
+)
+_DELETE_VERSION = prepared(delete(versions_t).where(versions_t.c.id == bindparam("version_id")))
 
 
 def _chunks(items: Sequence[int], size: int = _CHUNK) -> Iterator[Sequence[int]]:
@@ -96,115 +165,127 @@ class Tree:
         self.db = db
         self.keys = keys
         self.blobs = blobs
-        self._org_keys: dict[int, tuple[int, OrgKey]] = {}  # org id -> (record id, key)
+        self._current_keys: dict[int, tuple[int, OrgKey]] = {}  # org id -> (record id, key)
         self._keys_by_record: dict[int, OrgKey] = {}
         self._key_lock = threading.Lock()
 
     # -- keys ------------------------------------------------------------------
 
-    def _load_key(self, session: Session, record: OrgKeyRecord) -> OrgKey:
-        key = self.keys.org_key(WrappedKey(record.key_id, record.sealed))
+    def _unwrap(self, record_id: int, key_id: bytes, sealed: bytes) -> OrgKey:
+        key = self.keys.org_key(WrappedKey(key_id, sealed))
         with self._key_lock:
-            self._keys_by_record[record.id] = key
+            self._keys_by_record[record_id] = key
         return key
 
-    def org_key(self, session: Session, org_id: int) -> tuple[int, OrgKey]:
+    def org_key(self, c: Tx, org_id: int) -> tuple[int, OrgKey]:
         """The current key of an organisation: (record id, key)."""
         with self._key_lock:
-            cached = self._org_keys.get(org_id)
+            cached = self._current_keys.get(org_id)
         if cached is not None:
             return cached
-        record = session.scalars(
-            select(OrgKeyRecord)
-            .where(OrgKeyRecord.org_id == org_id, OrgKeyRecord.retired_at.is_(None))
-            .order_by(OrgKeyRecord.id.desc())
-        ).first()
-        if record is None:
+        row = c.one(
+            select(org_keys_t.c.id, org_keys_t.c.key_id, org_keys_t.c.sealed)
+            .where(org_keys_t.c.org_id == org_id, org_keys_t.c.retired_at.is_(None))
+            .order_by(org_keys_t.c.id.desc())
+        )
+        if row is None:
             raise NotFound(f"organisation {org_id} has no key")
-        pair = (record.id, self._load_key(session, record))
+        pair = (row.id, self._unwrap(row.id, row.key_id, row.sealed))
         with self._key_lock:
-            self._org_keys[org_id] = pair
+            self._current_keys[org_id] = pair
         return pair
 
-    def _key_by_record(self, session: Session, record_id: int) -> OrgKey:
+    def _key_by_record(self, c: Tx, record_id: int) -> OrgKey:
         with self._key_lock:
             cached = self._keys_by_record.get(record_id)
         if cached is not None:
             return cached
-        record = session.get(OrgKeyRecord, record_id)
-        if record is None:
+        row = c.one(select(org_keys_t.c.key_id, org_keys_t.c.sealed).where(org_keys_t.c.id == record_id))
+        if row is None:
             raise NotFound(f"organisation key {record_id} is missing")
-        return self._load_key(session, record)
+        return self._unwrap(record_id, row.key_id, row.sealed)
 
     # -- reading ---------------------------------------------------------------
 
-    def _entry(self, session: Session, node: Node, version: Version | None) -> Entry:
-        _, key = self.org_key(session, node.org_id)
-        parent = node.parent_id if node.parent_id is not None else 0
-        name = open_name(key, node.name, node.given_name, parent) if node.parent_id is not None else ""
+    def _entry(self, c: Tx, row: Any) -> Entry:
+        _, key = self.org_key(c, row.org_id)
+        name = open_name(key, row.name, row.given_name, row.parent_id) if row.parent_id is not None else ""
         ref = None
-        if version is not None:
-            ref = VersionRef(version.id, version.blob_id, version.org_key_id, version.sealed_key, version.size)
+        if row.version_id is not None:
+            ref = VersionRef(row.version_id, row.blob_id, row.org_key_id, row.sealed_key, row.version_size)
         return Entry(
-            id=node.id,
-            parent_id=node.parent_id,
-            org_id=node.org_id,
-            owner_id=node.owner_id,
-            is_dir=node.kind == KIND_DIR,
+            id=row.id,
+            parent_id=row.parent_id,
+            org_id=row.org_id,
+            owner_id=row.owner_id,
+            is_dir=row.kind == KIND_DIR,
             name=name,
-            size=node.size,
-            ctime=node.ctime,
-            mtime=node.mtime,
-            etag=node.etag,
+            size=row.size,
+            ctime=row.ctime,
+            mtime=row.mtime,
+            etag=row.etag,
             version=ref,
         )
 
-    def _select_nodes(self) -> Select[Node, Version]:
-        return select(Node, Version).outerjoin(Version, Node.version_id == Version.id)
+    def _get(self, c: Tx, node_id: int) -> Entry | None:
+        row = c.one(_BY_ID, node_id=node_id)
+        return self._entry(c, row) if row is not None else None
+
+    def _child(self, c: Tx, parent: Entry, name: str) -> Entry | None:
+        _, key = self.org_key(c, parent.org_id)
+        sealed = seal_lookup_name(key, name, parent.id)
+        row = c.one(_BY_NAME, parent_id=parent.id, sealed=sealed)
+        return self._entry(c, row) if row is not None else None
 
     def get(self, node_id: int) -> Entry:
-        with self.db.read() as s:
-            row = s.execute(self._select_nodes().where(Node.id == node_id)).first()
-            if row is None:
-                raise NotFound(f"node {node_id} not found")
-            return self._entry(s, row[0], row[1])
+        with self.db.read() as c:
+            entry = self._get(c, node_id)
+        if entry is None:
+            raise NotFound(f"node {node_id} not found")
+        return entry
+
+    def resolve_below(self, folder_id: int, org_id: int, names: Sequence[str]) -> list[Entry]:
+        """The entries along ``names`` below folder ``folder_id`` (of organisation
+        ``org_id``): one per name found, stopping at the first missing one (or at
+        a file standing where a folder is needed).  Lookup is by NFC form; the
+        folder itself is not read, which spares a query on every request."""
+        chain: list[Entry] = []
+        parent_id = folder_id
+        with self.db.read() as c:
+            _, key = self.org_key(c, org_id)
+            for name in names:
+                row = c.one(_BY_NAME, parent_id=parent_id, sealed=seal_lookup_name(key, name, parent_id))
+                if row is None:
+                    break
+                entry = self._entry(c, row)
+                chain.append(entry)
+                if not entry.is_dir:
+                    break
+                parent_id = entry.id
+                if entry.org_id != org_id:
+                    _, key = self.org_key(c, entry.org_id)
+                    org_id = entry.org_id
+        return chain
 
     def resolve(self, root_id: int, names: Sequence[str]) -> Entry | None:
-        """The node at ``names`` below ``root_id``, or None.  Lookup is by NFC form."""
-        with self.db.read() as s:
-            row = s.execute(self._select_nodes().where(Node.id == root_id)).first()
-            if row is None:
-                return None
-            node, version = row
-            for name in names:
-                if node.kind != KIND_DIR:
-                    return None
-                _, key = self.org_key(s, node.org_id)
-                row = s.execute(
-                    self._select_nodes().where(
-                        Node.parent_id == node.id, Node.name == seal_lookup_name(key, name, node.id)
-                    )
-                ).first()
-                if row is None:
-                    return None
-                node, version = row
-            return self._entry(s, node, version)
+        """The node at ``names`` below ``root_id``, or None."""
+        root = self.get(root_id)
+        if not names:
+            return root
+        chain = self.resolve_below(root.id, root.org_id, names)
+        return chain[-1] if len(chain) == len(names) else None
 
     def children(self, folder: Entry) -> list[Entry]:
-        with self.db.read() as s:
-            rows = s.execute(self._select_nodes().where(Node.parent_id == folder.id)).all()
-            return [self._entry(s, node, version) for node, version in rows]
+        with self.db.read() as c:
+            rows = c.all(_CHILDREN, parent_id=folder.id)
+            return [self._entry(c, row) for row in rows]
 
-    def is_ancestor(self, ancestor_id: int, node_id: int) -> bool:
+    def _is_ancestor(self, c: Tx, ancestor_id: int, node_id: int | None) -> bool:
         """True when ``ancestor_id`` is ``node_id`` or one of its ancestors."""
-        with self.db.read() as s:
-            return self._is_ancestor(s, ancestor_id, node_id)
-
-    def _is_ancestor(self, s: Session, ancestor_id: int, node_id: int | None) -> bool:
         while node_id is not None:
             if node_id == ancestor_id:
                 return True
-            node_id = s.scalar(select(Node.parent_id).where(Node.id == node_id))
+            node_id = c.scalar(_PARENT_OF, node_id=node_id)
         return False
 
     def open(self, entry: Entry) -> BlobReader | io.BytesIO:
@@ -214,8 +295,11 @@ class Tree:
         if entry.version is None:
             return io.BytesIO(b"")
         v = entry.version
-        with self.db.read() as s:
-            key = self._key_by_record(s, v.org_key_id)
+        with self._key_lock:
+            key = self._keys_by_record.get(v.org_key_id)
+        if key is None:
+            with self.db.read() as c:
+                key = self._key_by_record(c, v.org_key_id)
         blob_key_id = bytes.fromhex(v.blob_id)
         data_key = key.open_data_key(blob_key_id, v.sealed_key)
         source, size = self.blobs.open(v.blob_id)
@@ -227,27 +311,17 @@ class Tree:
 
     # -- quota -----------------------------------------------------------------
 
-    def usage(self, owner_id: int) -> tuple[int, int | None]:
-        """(bytes used, quota in bytes or None when unlimited) of a user."""
-        with self.db.read() as s:
-            user = s.get(User, owner_id)
-            if user is None:
-                raise NotFound(f"user {owner_id} not found")
-            return user.used_bytes, self._quota_of(user)
-
-    def _quota_of(self, user: User) -> int | None:
-        quota = user.quota_bytes if user.quota_bytes is not None else self.settings.storage.default_quota_bytes
+    def _quota(self, quota_bytes: int | None) -> int | None:
+        quota = quota_bytes if quota_bytes is not None else self.settings.storage.default_quota_bytes
         return quota or None
 
-    def _charge(self, s: Session, owner_id: int, delta: int) -> None:
-        """Add ``delta`` bytes to the owner's usage; raise QuotaExceeded past the quota."""
-        user = s.get(User, owner_id)
-        if user is None:
+    def usage(self, owner_id: int) -> tuple[int, int | None]:
+        """(bytes used, quota in bytes or None when unlimited) of a user."""
+        with self.db.read() as c:
+            row = c.one(_USAGE, user_id=owner_id)
+        if row is None:
             raise NotFound(f"user {owner_id} not found")
-        quota = self._quota_of(user)
-        if delta > 0 and quota is not None and user.used_bytes + delta > quota:
-            raise QuotaExceeded(f"quota of user {owner_id} exceeded")
-        s.execute(update(User).where(User.id == owner_id).values(used_bytes=User.used_bytes + delta))
+        return row.used_bytes, self._quota(row.quota_bytes)
 
     def allowance(self, owner_id: int, *, replacing: int = 0) -> int | None:
         """Bytes the owner may still store (``replacing`` bytes being freed), None if unlimited."""
@@ -256,60 +330,65 @@ class Tree:
             return None
         return max(0, quota - used + replacing)
 
+    def _charge(self, c: Tx, owner_id: int, delta: int) -> None:
+        """Add ``delta`` bytes to the owner's usage; raise QuotaExceeded past the quota."""
+        if delta > 0:
+            row = c.one(_USAGE, user_id=owner_id)
+            if row is None:
+                raise NotFound(f"user {owner_id} not found")
+            quota = self._quota(row.quota_bytes)
+            if quota is not None and row.used_bytes + delta > quota:
+                raise QuotaExceeded(f"quota of user {owner_id} exceeded")
+        if delta:
+            c.run(_CHARGE, user_id=owner_id, delta=delta)
+
     # -- creating ----------------------------------------------------------------
 
-    def _parent_for_insert(self, s: Session, parent_id: int) -> Node:
-        parent = s.get(Node, parent_id)
-        if parent is None or parent.kind != KIND_DIR:
-            raise Conflict(f"folder {parent_id} does not exist")
-        return parent
+    def _folder(self, c: Tx, folder_id: int) -> Entry:
+        """The folder to change, read inside the write transaction."""
+        folder = self._get(c, folder_id)
+        if folder is None or not folder.is_dir:
+            raise Conflict(f"folder {folder_id} does not exist")
+        return folder
 
-    def _existing(self, s: Session, parent: Node, key: OrgKey, name: str) -> Node | None:
-        return s.scalars(
-            select(Node).where(Node.parent_id == parent.id, Node.name == seal_lookup_name(key, name, parent.id))
-        ).first()
-
-    def _insert(self, s: Session, parent: Node, key: OrgKey, name: str, *, kind: str, now: float) -> Node:
-        node = Node(
-            org_id=parent.org_id,
-            owner_id=parent.owner_id,
-            parent_id=parent.id,
-            kind=kind,
-            name=seal_lookup_name(key, name, parent.id),
-            given_name=seal_given_name(key, name, parent.id),
-            size=0,
-            ctime=now,
-            mtime=now,
-            etag=_new_etag(),
+    def _insert(self, c: Tx, parent: Entry, name: str, *, kind: str, now: float, mtime: float | None = None) -> int:
+        _, key = self.org_key(c, parent.org_id)
+        return c.insert(
+            _INSERT_NODE,
+            p_org_id=parent.org_id,
+            p_owner_id=parent.owner_id,
+            p_parent_id=parent.id,
+            p_kind=kind,
+            p_name=seal_lookup_name(key, name, parent.id),
+            p_given_name=seal_given_name(key, name, parent.id),
+            p_size=0,
+            p_ctime=now,
+            p_mtime=now if mtime is None else mtime,
+            p_etag=_new_etag(),
         )
-        s.add(node)
-        s.flush()
-        return node
 
-    def mkdir(self, parent: Entry, name: str) -> Entry:
+    def _touch(self, c: Tx, node_id: int, now: float) -> None:
+        c.run(_TOUCH, node_id=node_id, p_mtime=now)
+
+    def _create(self, parent: Entry, name: str, kind: str) -> Entry:
         validate_name(name)
         now = time.time()
-        with self.db.write() as s:
-            folder = self._parent_for_insert(s, parent.id)
-            _, key = self.org_key(s, folder.org_id)
-            if self._existing(s, folder, key, name) is not None:
+        with self.db.write() as c:
+            folder = self._folder(c, parent.id)
+            if self._child(c, folder, name) is not None:
                 raise AlreadyExists(f"name taken in folder {folder.id}")
-            node = self._insert(s, folder, key, name, kind=KIND_DIR, now=now)
-            folder.mtime = now
-            return self._entry(s, node, None)
+            node_id = self._insert(c, folder, name, kind=kind, now=now)
+            self._touch(c, folder.id, now)
+            entry = self._get(c, node_id)
+        assert entry is not None
+        return entry
+
+    def mkdir(self, parent: Entry, name: str) -> Entry:
+        return self._create(parent, name, KIND_DIR)
 
     def create_empty_file(self, parent: Entry, name: str) -> Entry:
         """An empty file (what locking an unmapped URL creates, RFC 4918 §7.3)."""
-        validate_name(name)
-        now = time.time()
-        with self.db.write() as s:
-            folder = self._parent_for_insert(s, parent.id)
-            _, key = self.org_key(s, folder.org_id)
-            if self._existing(s, folder, key, name) is not None:
-                raise AlreadyExists(f"name taken in folder {folder.id}")
-            node = self._insert(s, folder, key, name, kind=KIND_FILE, now=now)
-            folder.mtime = now
-            return self._entry(s, node, None)
+        return self._create(parent, name, KIND_FILE)
 
     def upload(self, parent: Entry, name: str, *, expected_size: int | None = None) -> Upload:
         """Start writing the content of ``parent/name`` (a new file or a new version).
@@ -319,154 +398,147 @@ class Tree:
         the bytes received at the end.
         """
         validate_name(name)
-        with self.db.read() as s:
-            folder = s.get(Node, parent.id)
-            if folder is None or folder.kind != KIND_DIR:
+        with self.db.read() as c:
+            folder = self._get(c, parent.id)
+            if folder is None or not folder.is_dir:
                 raise Conflict(f"folder {parent.id} does not exist")
-            record_id, key = self.org_key(s, folder.org_id)
-            existing = self._existing(s, folder, key, name)
-            if existing is not None and existing.kind == KIND_DIR:
-                raise Conflict(f"node {existing.id} is a folder")
-            replacing = existing.size if existing is not None else 0
-            owner_id = folder.owner_id
-        allowance = self.allowance(owner_id, replacing=replacing)
+            record_id, key = self.org_key(c, folder.org_id)
+            existing = self._child(c, folder, name)
+            row = c.one(_USAGE, user_id=folder.owner_id)
+        if existing is not None and existing.is_dir:
+            raise Conflict(f"node {existing.id} is a folder")
+        assert row is not None
+        quota = self._quota(row.quota_bytes)
+        replacing = existing.size if existing is not None else 0
+        allowance = None if quota is None else max(0, quota - row.used_bytes + replacing)
         if expected_size is not None and allowance is not None and expected_size > allowance:
-            raise QuotaExceeded(f"quota of user {owner_id} exceeded")
+            raise QuotaExceeded(f"quota of user {folder.owner_id} exceeded")
         return Upload(self, parent.id, name, record_id, key, allowance=allowance, expected_size=expected_size)
 
     def _finish_upload(self, upload: Upload, size: int) -> Entry:
         now = time.time()
         old_blob: str | None = None
-        with self.db.write() as s:
-            folder = self._parent_for_insert(s, upload.parent_id)
-            _, key = self.org_key(s, folder.org_id)
-            node = self._existing(s, folder, key, upload.name)
-            version = Version(
-                blob_id=upload.blob_id,
-                org_key_id=upload.org_key_record,
-                sealed_key=upload.sealed_key,
-                size=size,
-                created_at=now,
+        with self.db.write() as c:
+            folder = self._folder(c, upload.parent_id)
+            existing = self._child(c, folder, upload.name)
+            version_id = c.insert(
+                _INSERT_VERSION,
+                p_blob_id=upload.blob_id,
+                p_org_key_id=upload.org_key_record,
+                p_sealed_key=upload.sealed_key,
+                p_size=size,
+                p_created_at=now,
             )
-            s.add(version)
-            s.flush()
-            old_size = 0
-            if node is None:
-                node = self._insert(s, folder, key, upload.name, kind=KIND_FILE, now=now)
-                folder.mtime = now
-            elif node.kind == KIND_DIR:
-                raise Conflict(f"node {node.id} is a folder")
+            if existing is None:
+                node_id = self._insert(c, folder, upload.name, kind=KIND_FILE, now=now)
+                self._touch(c, folder.id, now)
+                old_size = 0
+            elif existing.is_dir:
+                raise Conflict(f"node {existing.id} is a folder")
             else:
-                old_size = node.size
-                if node.version_id is not None:
-                    old = s.get(Version, node.version_id)
-                    assert old is not None
-                    old_blob = old.blob_id
-                    node.version_id = None
-                    s.flush()
-                    s.delete(old)
-            node.version_id = version.id
-            node.size = size
-            node.mtime = now
-            node.etag = _new_etag()
-            self._charge(s, folder.owner_id, size - old_size)
-            s.flush()
-            entry = self._entry(s, node, version)
+                node_id, old_size = existing.id, existing.size
+            c.run(
+                _SET_VERSION,
+                node_id=node_id,
+                p_version_id=version_id,
+                p_size=size,
+                p_mtime=now,
+                p_etag=_new_etag(),
+            )
+            if existing is not None and existing.version is not None:
+                old_blob = existing.version.blob_id
+                c.run(_DELETE_VERSION, version_id=existing.version.id)
+            self._charge(c, folder.owner_id, size - old_size)
+            entry = self._get(c, node_id)
         if old_blob is not None:
             self.blobs.delete(old_blob)
+        assert entry is not None
         return entry
 
     # -- changing ----------------------------------------------------------------
 
     def touch(self, entry: Entry, mtime: float) -> Entry:
-        """Set a node's modification time (Win32LastModifiedTime, X-OC-Mtime)."""
-        with self.db.write() as s:
-            node = s.get(Node, entry.id)
-            if node is None:
-                raise NotFound(f"node {entry.id} not found")
-            node.mtime = mtime
-            version = s.get(Version, node.version_id) if node.version_id is not None else None
-            return self._entry(s, node, version)
+        """Set a node's modification time (e.g. Windows' Win32LastModifiedTime)."""
+        with self.db.write() as c:
+            self._touch(c, entry.id, mtime)
+            updated = self._get(c, entry.id)
+        if updated is None:
+            raise NotFound(f"node {entry.id} not found")
+        return updated
 
     def move(self, entry: Entry, new_parent: Entry, new_name: str, *, overwrite: bool) -> bool:
         """Move or rename a node; rows only, never bytes.  Return True if a node was replaced."""
         validate_name(new_name)
         replaced_blobs: list[str] = []
-        with self.db.write() as s:
-            node = s.get(Node, entry.id)
+        now = time.time()
+        with self.db.write() as c:
+            node = self._get(c, entry.id)
             if node is None or node.parent_id is None:
                 raise NotFound(f"node {entry.id} not found")
-            folder = self._parent_for_insert(s, new_parent.id)
-            if node.kind == KIND_DIR and self._is_ancestor(s, node.id, folder.id):
+            folder = self._folder(c, new_parent.id)
+            if node.is_dir and self._is_ancestor(c, node.id, folder.id):
                 raise Conflict(f"cannot move node {node.id} below itself")
-            _, key = self.org_key(s, folder.org_id)
-            target = self._existing(s, folder, key, new_name)
-            replaced = False
+            target = self._child(c, folder, new_name)
+            replaced = target is not None and target.id != node.id
             if target is not None and target.id != node.id:
                 if not overwrite:
                     raise AlreadyExists(f"name taken in folder {folder.id}")
-                if self._is_ancestor(s, target.id, node.id):
+                if self._is_ancestor(c, target.id, node.id):
                     raise Conflict(f"cannot replace node {target.id}, an ancestor of node {node.id}")
-                replaced_blobs = self._delete_subtree(s, target)
-                replaced = True
-            old_parent = s.get(Node, node.parent_id)
-            now = time.time()
-            node.parent_id = folder.id
-            node.name = seal_lookup_name(key, new_name, folder.id)
-            node.given_name = seal_given_name(key, new_name, folder.id)
-            folder.mtime = now
-            if old_parent is not None:
-                old_parent.mtime = now
-            s.flush()
+                replaced_blobs = self._delete_subtree(c, target)
+            _, key = self.org_key(c, folder.org_id)
+            c.run(
+                _RENAME,
+                node_id=node.id,
+                p_parent_id=folder.id,
+                p_name=seal_lookup_name(key, new_name, folder.id),
+                p_given_name=seal_given_name(key, new_name, folder.id),
+            )
+            self._touch(c, folder.id, now)
+            self._touch(c, node.parent_id, now)
         for blob_id in replaced_blobs:
             self.blobs.delete(blob_id)
         return replaced
 
     def delete(self, entry: Entry) -> None:
         """Delete a node and everything below it."""
-        with self.db.write() as s:
-            node = s.get(Node, entry.id)
+        with self.db.write() as c:
+            node = self._get(c, entry.id)
             if node is None:
                 raise NotFound(f"node {entry.id} not found")
             if node.parent_id is None:
                 raise Conflict("a root folder cannot be deleted")
-            parent = s.get(Node, node.parent_id)
-            if parent is not None:
-                parent.mtime = time.time()
-            blobs = self._delete_subtree(s, node)
+            self._touch(c, node.parent_id, time.time())
+            blobs = self._delete_subtree(c, node)
         for blob_id in blobs:
             self.blobs.delete(blob_id)
 
-    def _subtree(self, s: Session, node_id: int) -> list[tuple[int, int, int | None, int]]:
-        """(id, depth, version id, size) of a node and all its descendants."""
-        base = select(Node.id, literal(0).label("depth")).where(Node.id == node_id)
-        tree = base.cte("subtree", recursive=True)
-        tree = tree.union_all(select(Node.id, (tree.c.depth + 1).label("depth")).where(Node.parent_id == tree.c.id))
-        rows = s.execute(
-            select(tree.c.id, tree.c.depth, Node.version_id, Node.size).join(Node, Node.id == tree.c.id)
-        ).all()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+    def _subtree(self, c: Tx, node_id: int) -> list[Any]:
+        """(id, depth, version id, size, blob id) of a node and all its descendants."""
+        start = select(nodes_t.c.id, literal(0).label("depth")).where(nodes_t.c.id == node_id)
+        tree = start.cte("subtree", recursive=True)
+        below = select(nodes_t.c.id, (tree.c.depth + 1).label("depth")).where(nodes_t.c.parent_id == tree.c.id)
+        tree = tree.union_all(below)
+        return c.all(
+            select(tree.c.id, tree.c.depth, nodes_t.c.version_id, nodes_t.c.size, versions_t.c.blob_id)
+            .select_from(tree.join(nodes_t, nodes_t.c.id == tree.c.id))
+            .outerjoin(versions_t, versions_t.c.id == nodes_t.c.version_id)
+        )
 
-    def _delete_subtree(self, s: Session, node: Node) -> list[str]:
-        """Delete rows of a subtree, charge the owner; return the blob ids to delete after commit."""
-        rows = self._subtree(s, node.id)
-        rows.sort(key=lambda r: r[1], reverse=True)  # children before parents (foreign keys)
-        ids = [r[0] for r in rows]
-        version_ids = [r[2] for r in rows if r[2] is not None]
-        freed = sum(r[3] for r in rows)
-        owner_id = node.owner_id
-        blobs: list[str] = []
-        for chunk in _chunks(version_ids):
-            blobs.extend(s.scalars(select(Version.blob_id).where(Version.id.in_(chunk))))
+    def _delete_subtree(self, c: Tx, node: Entry) -> list[str]:
+        """Delete the rows of a subtree and credit the owner; return the blob ids to
+        delete once the transaction has committed."""
+        rows = sorted(self._subtree(c, node.id), key=lambda r: r.depth, reverse=True)  # children first
+        ids = [r.id for r in rows]
+        version_ids = [r.version_id for r in rows if r.version_id is not None]
         for chunk in _chunks(ids):
-            s.execute(delete(DeadProperty).where(DeadProperty.node_id.in_(chunk)))
+            c.run(delete(dead_properties_t).where(dead_properties_t.c.node_id.in_(chunk)))
         for chunk in _chunks(ids):
-            s.execute(delete(Node).where(Node.id.in_(chunk)))
+            c.run(delete(nodes_t).where(nodes_t.c.id.in_(chunk)))
         for chunk in _chunks(version_ids):
-            s.execute(delete(Version).where(Version.id.in_(chunk)))
-        if freed:
-            self._charge(s, owner_id, -freed)
-        return blobs
+            c.run(delete(versions_t).where(versions_t.c.id.in_(chunk)))
+        self._charge(c, node.owner_id, -sum(r.size for r in rows))
+        return [r.blob_id for r in rows if r.blob_id is not None]
 
     def copy(self, entry: Entry, new_parent: Entry, new_name: str, *, overwrite: bool, recursive: bool) -> bool:
         """Copy a node (a folder with its members when ``recursive``).
@@ -477,17 +549,18 @@ class Tree:
         validate_name(new_name)
         sources = self._copy_sources(entry, recursive=recursive)
         total = sum(e.size for e, _ in sources if not e.is_dir)
-        with self.db.read() as s:
-            folder = self._parent_for_insert(s, new_parent.id)
-            owner_id = folder.owner_id
-            record_id, key = self.org_key(s, folder.org_id)
-            target = self._existing(s, folder, key, new_name)
-            replacing = target.size if target is not None and target.kind == KIND_FILE else 0
-        allowance = self.allowance(owner_id, replacing=replacing)
+        with self.db.read() as c:
+            folder = self._get(c, new_parent.id)
+            if folder is None or not folder.is_dir:
+                raise Conflict(f"folder {new_parent.id} does not exist")
+            record_id, key = self.org_key(c, folder.org_id)
+            target = self._child(c, folder, new_name)
+        replacing = target.size if target is not None and not target.is_dir else 0
+        allowance = self.allowance(folder.owner_id, replacing=replacing)
         if allowance is not None and total > allowance:
-            raise QuotaExceeded(f"quota of user {owner_id} exceeded")
+            raise QuotaExceeded(f"quota of user {folder.owner_id} exceeded")
 
-        new_blobs: dict[int, tuple[str, bytes]] = {}  # source id -> (blob id, sealed key)
+        new_blobs: dict[int, tuple[str, bytes]] = {}  # source id -> (blob id, sealed data key)
         try:
             for source, _ in sources:
                 if source.version is not None:
@@ -521,7 +594,7 @@ class Tree:
         data_key, sealed = key.new_data_key(key_id)
         with self.open(source) as reader, self.blobs.begin(blob_id) as upload:
             writer = BlobWriter(data_key, key_id, upload.write)
-            while chunk := reader.read(1024 * 1024):
+            while chunk := reader.read(_COPY_BLOCK):
                 writer.write(chunk)
             writer.close()
             upload.commit()
@@ -538,48 +611,69 @@ class Tree:
         overwrite: bool,
     ) -> tuple[list[str], bool]:
         now = time.time()
-        with self.db.write() as s:
-            folder = self._parent_for_insert(s, new_parent.id)
-            root_source = sources[0][0]
-            if root_source.is_dir and self._is_ancestor(s, root_source.id, folder.id):
+        root_source = sources[0][0]
+        with self.db.write() as c:
+            folder = self._folder(c, new_parent.id)
+            if root_source.is_dir and self._is_ancestor(c, root_source.id, folder.id):
                 raise Conflict(f"cannot copy node {root_source.id} below itself")
-            _, key = self.org_key(s, folder.org_id)
-            target = self._existing(s, folder, key, new_name)
+            _, key = self.org_key(c, folder.org_id)
+            target = self._child(c, folder, new_name)
             replaced_blobs: list[str] = []
             if target is not None:
                 if not overwrite:
                     raise AlreadyExists(f"name taken in folder {folder.id}")
-                replaced_blobs = self._delete_subtree(s, target)
-                folder = self._parent_for_insert(s, new_parent.id)
-            new_ids: dict[int, Node] = {}
+                replaced_blobs = self._delete_subtree(c, target)
+            copies: dict[int, Entry] = {}  # source id -> its copy's parent-to-be
             added = 0
             for source, props in sources:
                 if source.id == root_source.id:
                     parent, name = folder, new_name
                 else:
                     assert source.parent_id is not None
-                    parent, name = new_ids[source.parent_id], source.name
-                node = self._insert(s, parent, key, name, kind=KIND_DIR if source.is_dir else KIND_FILE, now=now)
-                node.mtime = source.mtime
+                    parent, name = copies[source.parent_id], source.name
+                kind = KIND_DIR if source.is_dir else KIND_FILE
+                node_id = self._insert(c, parent, name, kind=kind, now=now, mtime=source.mtime)
                 if source.id in new_blobs:
                     blob_id, sealed = new_blobs[source.id]
-                    version = Version(
-                        blob_id=blob_id, org_key_id=record_id, sealed_key=sealed, size=source.size, created_at=now
+                    version_id = c.insert(
+                        _INSERT_VERSION,
+                        p_blob_id=blob_id,
+                        p_org_key_id=record_id,
+                        p_sealed_key=sealed,
+                        p_size=source.size,
+                        p_created_at=now,
                     )
-                    s.add(version)
-                    s.flush()
-                    node.version_id = version.id
-                    node.size = source.size
+                    c.run(
+                        _SET_VERSION,
+                        node_id=node_id,
+                        p_version_id=version_id,
+                        p_size=source.size,
+                        p_mtime=source.mtime,
+                        p_etag=_new_etag(),
+                    )
                     added += source.size
                 for prop_name, value in props.items():
-                    s.add(
-                        DeadProperty(
-                            node_id=node.id, name=prop_name, value=seal_property(key, node.id, prop_name, value)
-                        )
+                    c.run(
+                        _INSERT_PROPERTY,
+                        p_node_id=node_id,
+                        p_name=prop_name,
+                        p_value=seal_property(key, node_id, prop_name, value),
                     )
-                new_ids[source.id] = node
-            folder.mtime = now
-            self._charge(s, folder.owner_id, added)
+                if source.is_dir:
+                    copies[source.id] = Entry(
+                        id=node_id,
+                        parent_id=parent.id,
+                        org_id=parent.org_id,
+                        owner_id=parent.owner_id,
+                        is_dir=True,
+                        name=name,
+                        size=0,
+                        ctime=now,
+                        mtime=source.mtime,
+                        etag="",
+                    )
+            self._touch(c, folder.id, now)
+            self._charge(c, folder.owner_id, added)
         return replaced_blobs, target is not None
 
     # -- dead properties -------------------------------------------------------------
@@ -590,37 +684,38 @@ class Tree:
         out: dict[int, dict[str, bytes]] = {}
         if not ids:
             return out
-        with self.db.read() as s:
+        with self.db.read() as c:
             for chunk in _chunks(ids):
-                rows = s.execute(
-                    select(DeadProperty, Node.org_id)
-                    .join(Node, Node.id == DeadProperty.node_id)
-                    .where(DeadProperty.node_id.in_(chunk))
-                )
-                for prop, org_id in rows:
-                    _, key = self.org_key(s, org_id)
-                    out.setdefault(prop.node_id, {})[prop.name] = open_property(
-                        key, prop.node_id, prop.name, prop.value
+                rows = c.all(
+                    select(
+                        dead_properties_t.c.node_id,
+                        dead_properties_t.c.name,
+                        dead_properties_t.c.value,
+                        nodes_t.c.org_id,
                     )
+                    .join(nodes_t, nodes_t.c.id == dead_properties_t.c.node_id)
+                    .where(dead_properties_t.c.node_id.in_(chunk))
+                )
+                for row in rows:
+                    _, key = self.org_key(c, row.org_id)
+                    out.setdefault(row.node_id, {})[row.name] = open_property(key, row.node_id, row.name, row.value)
         return out
 
     def set_properties(self, entry: Entry, changes: Sequence[tuple[str, bytes | None]]) -> None:
-        """Set (value) or remove (None) dead properties of a node, all in one transaction."""
-        with self.db.write() as s:
-            node = s.get(Node, entry.id)
-            if node is None:
+        """Set (value) or remove (None) dead properties of a node, in one transaction."""
+        with self.db.write() as c:
+            if self._get(c, entry.id) is None:
                 raise NotFound(f"node {entry.id} not found")
-            _, key = self.org_key(s, node.org_id)
+            _, key = self.org_key(c, entry.org_id)
             for name, value in changes:
-                existing = s.get(DeadProperty, (node.id, name))
-                if value is None:
-                    if existing is not None:
-                        s.delete(existing)
-                elif existing is not None:
-                    existing.value = seal_property(key, node.id, name, value)
-                else:
-                    s.add(DeadProperty(node_id=node.id, name=name, value=seal_property(key, node.id, name, value)))
-                s.flush()
+                c.run(_DELETE_PROPERTY, node_id=entry.id, prop_name=name)
+                if value is not None:
+                    c.run(
+                        _INSERT_PROPERTY,
+                        p_node_id=entry.id,
+                        p_name=name,
+                        p_value=seal_property(key, entry.id, name, value),
+                    )
 
 
 class Upload:
@@ -654,7 +749,6 @@ class Upload:
         self._expected = expected_size
         self._blob: BlobUpload | None = tree.blobs.begin(self.blob_id)
         self._writer = BlobWriter(data_key, key_id, self._blob.write)
-        self._finished = False
 
     @property
     def size(self) -> int:
@@ -676,23 +770,20 @@ class Upload:
             raise
 
     def finish(self) -> Entry:
+        """Store the content durably, then make it the file's current version."""
         if self._blob is None:
             raise BadRequest("upload already finished")
-        blob = self._blob
+        blob, self._blob = self._blob, None
         try:
             size = self._writer.close()
             if self._expected is not None and size != self._expected:
                 raise BadRequest("less data than announced")
             blob.commit()
-            entry = self.tree._finish_upload(self, size)
+            return self.tree._finish_upload(self, size)
         except BaseException:
-            self._blob = None
             blob.abort()
             self.tree.blobs.delete(self.blob_id)
             raise
-        self._blob = None
-        self._finished = True
-        return entry
 
     def abort(self) -> None:
         if self._blob is not None:

@@ -92,7 +92,6 @@ def upgrade() -> None:
     op.create_table(
         "locks",
         sa.Column("token", sa.String(100), primary_key=True),
-        sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("root", sa.LargeBinary(), nullable=False),
         sa.Column("depth", sa.String(10), nullable=False),
         sa.Column("scope", sa.String(10), nullable=False),
@@ -102,22 +101,11 @@ def upgrade() -> None:
         sa.Column("timeout", sa.Float(), nullable=False),
         sa.Column("expire", sa.Float(), nullable=False),
     )
-    op.create_index("ix_locks_root_hash", "locks", ["root_hash"])
     op.create_index("ix_locks_expire", "locks", ["expire"])
-    op.create_table(
-        "lock_scopes",
-        sa.Column("token", sa.String(100), sa.ForeignKey("locks.token"), primary_key=True),
-        sa.Column("path_hash", sa.LargeBinary(32), primary_key=True),
-    )
-    op.create_index("ix_lock_scopes_path_hash", "lock_scopes", ["path_hash"])
 
 
 def downgrade() -> None:
-    for table in (
-        "lock_scopes",
-        "locks",
-        "dead_properties",
-    ):
+    for table in ("locks", "dead_properties"):
         op.drop_table(table)
     with op.batch_alter_table("users") as batch:
         batch.drop_constraint("fk_users_root_id", type_="foreignkey")

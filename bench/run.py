@@ -1,0 +1,184 @@
+"""MedDAV against plain wsgidav, on loopback, in the same run (``make bench``).
+
+Starts a fresh MedDAV instance (``meddav serve`` in a child process, default
+production settings: Argon2 defaults, SQLite ``synchronous=full``, request
+log on) and plain wsgidav (FilesystemProvider, same cheroot, Basic auth),
+then runs each workload on both, interleaved, and prints the figures and the
+MedDAV/wsgidav ratios.  See bench/README.md for the workloads and targets.
+
+    .venv/bin/python bench/run.py [--big-mib 512] [--workloads big small propfind meta rss] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench import workloads  # noqa: E402
+from server.testing import ServerProcess, make_instance  # noqa: E402
+
+WORKLOADS = ("big", "small", "propfind", "meta", "rss")
+#: (workload, figure, higher is better, target ratio)
+TARGETS = (
+    ("big", "put_mb_s", True, 0.8),
+    ("big", "get_mb_s", True, 0.8),
+    ("small", "put_req_s", True, 0.7),
+    ("small", "get_req_s", True, 0.8),
+    ("propfind", "median_ms", False, 0.7),
+    ("meta", "ops_s", True, 1.0),
+)
+
+
+class PlainWsgidav:
+    def __init__(self, root: Path) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "plain_wsgidav.py"),
+                "--root",
+                str(root),
+                "--user",
+                "bench",
+                "--password",
+                "bench",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("URL="):
+            raise RuntimeError("plain wsgidav did not start")
+        self.dav_url = line[4:].strip()
+        self.pid = self.process.pid
+        time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=20)
+
+
+def run_workload(name: str, dav: workloads.Dav, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    base = workloads.fresh_collection(dav)
+    try:
+        if name == "big":
+            return workloads.big(dav, base, pid, mib=args.big_mib)
+        if name == "small":
+            return workloads.small(
+                dav, base, pid, count=args.small_count, size=args.small_size, concurrency=args.concurrency
+            )
+        if name == "propfind":
+            return workloads.propfind(dav, base, pid, members=args.propfind_members, runs=args.propfind_runs)
+        if name == "meta":
+            return workloads.meta(dav, base, pid, rounds=args.meta_rounds)
+        if name == "rss":
+            small_peak = workloads.transfer_rss(dav, base, pid, mib=10)
+            large_peak = workloads.transfer_rss(dav, base, pid, mib=args.rss_large_mib)
+            return {
+                "peak_rss_10mib": small_peak,
+                f"peak_rss_{args.rss_large_mib}mib": large_peak,
+                "growth_mib": round(large_peak - small_peak, 1),
+            }
+        raise ValueError(name)
+    finally:
+        workloads.remove_collection(dav, base)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--big-mib", type=int, default=512)
+    parser.add_argument("--small-count", type=int, default=2000)
+    parser.add_argument("--small-size", type=int, default=4096)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--propfind-members", type=int, default=5000)
+    parser.add_argument("--propfind-runs", type=int, default=5)
+    parser.add_argument("--meta-rounds", type=int, default=500)
+    parser.add_argument("--rss-large-mib", type=int, default=1024)
+    parser.add_argument("--json", type=Path, help="write the full report here")
+    args = parser.parse_args()
+
+    results: dict[str, dict[str, Any]] = {"meddav": {}, "wsgidav": {}}
+    with tempfile.TemporaryDirectory(prefix="meddav-bench-") as tmp:
+        tmp_path = Path(tmp)
+        inst = make_instance(tmp_path / "meddav" / "data", fast=False)
+        (tmp_path / "wsgidav").mkdir()
+        meddav = ServerProcess(inst.config_path)
+        plain = PlainWsgidav(tmp_path / "wsgidav")
+        servers = {
+            "meddav": (workloads.Dav(meddav.dav_url, inst.user, inst.password), meddav.pid),
+            "wsgidav": (workloads.Dav(plain.dav_url, "bench", "bench"), plain.pid),
+        }
+        try:
+            for name in args.workloads:
+                for server, (dav, pid) in servers.items():
+                    print(f"{name:9} {server:8} ...", end="", flush=True, file=sys.stderr)
+                    results[server][name] = run_workload(name, dav, pid, args)
+                    print(f" {results[server][name]}", file=sys.stderr)
+        finally:
+            meddav.stop()
+            plain.stop()
+
+    report = {
+        "date": dt.date.today().isoformat(),
+        "machine": (
+            f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "results": results,
+    }
+    print(table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def table(report: dict[str, Any]) -> str:
+    res = report["results"]
+    lines = [
+        f"MedDAV vs plain wsgidav, {report['date']}, {report['machine']}",
+        "",
+        "| workload | figure | MedDAV | wsgidav | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for workload, figure, higher, target in TARGETS:
+        if workload not in res["meddav"]:
+            continue
+        mine, base = res["meddav"][workload][figure], res["wsgidav"][workload][figure]
+        ratio = mine / base if base else float("nan")
+        met = ratio >= target if higher else ratio <= target
+        sign = ">=" if higher else "<="
+        lines.append(
+            f"| {workload} | {figure} | {mine} | {base} | {ratio:.2f} | {sign} {target} | {'yes' if met else 'NO'} |"
+        )
+    for workload in ("big", "small", "propfind", "meta"):
+        if workload in res["meddav"]:
+            lines.append(
+                f"| {workload} | peak RSS MiB | {res['meddav'][workload].get('peak_rss_mib')} | "
+                f"{res['wsgidav'][workload].get('peak_rss_mib')} | | | |"
+            )
+    if "rss" in res["meddav"]:
+        growth = res["meddav"]["rss"]["growth_mib"]
+        lines.append(
+            f"| rss | RSS growth 10 MiB -> {report['args']['rss_large_mib']} MiB transfer, MiB | {growth} | "
+            f"{res['wsgidav']['rss']['growth_mib']} | | < 64 MiB | {'yes' if growth < 64 else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
