@@ -20,10 +20,10 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from server import __version__
 from server.app import create_app
-from server.config import is_loopback
+from server.config import Settings, is_loopback
 from server.instance import Instance
 
-__all__ = ["build_server", "mount_help", "serve"]
+__all__ = ["build_server", "insecure_settings", "mount_help", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,22 @@ def build_server(instance: Instance, *, host: str, port: int) -> wsgi.Server:
 def bound_port(server: wsgi.Server) -> int:
     port: int = server.bind_addr[1]
     return port
+
+
+def insecure_settings(settings: Settings, host: str) -> list[str]:
+    """Warnings logged at every start for settings that are allowed but risky."""
+    warnings = []
+    if not is_loopback(host) and settings.server.tls_cert is None:
+        warnings.append(
+            f"serving plain HTTP on a non-loopback address ({host}), allowed by [server] allow_plain_http: "
+            "safe only behind a TLS-terminating proxy"
+        )
+    if settings.auth.argon2_memory_kib < 19456 or settings.auth.argon2_time_cost < 2:
+        warnings.append(
+            "[auth] Argon2 parameters are below the OWASP minimum (19 MiB, 2 passes): "
+            "fine for tests, weak for production"
+        )
+    return warnings
 
 
 def mount_help(dav_url: str) -> str:
@@ -80,12 +96,8 @@ def serve(
     settings = instance.settings.server
     host = host or settings.host
     port = settings.port if port is None else port
-    if not is_loopback(host) and settings.tls_cert is None:
-        logger.warning(
-            "serving plain HTTP on a non-loopback address (%s); allowed by [server] allow_plain_http: "
-            "only safe behind a TLS-terminating proxy",
-            host,
-        )
+    for warning in insecure_settings(instance.settings, host):
+        logger.warning(warning)
     serve_lock = instance.hold_serve_lock()
     server = build_server(instance, host=host, port=port)
     actual = bound_port(server)

@@ -30,7 +30,7 @@ from server.instance import InitResult, Instance, init_instance, open_instance
 
 __all__ = ["FAST_ARGON2", "TEST_PASSWORD", "LiveServer", "ServerProcess", "TestInstance", "make_instance"]
 
-TEST_PASSWORD = "correct horse battery staple"  # noqa: S105 - the tests' own account
+TEST_PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - the tests' own account
 
 #: Argon2 parameters that make tests fast.  Never use them in production.
 FAST_ARGON2: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}

@@ -208,9 +208,9 @@ def settings_from_dict(document: dict[str, Any], *, base_dir: Path, source: Path
             body = {}
         values[section.name] = _validate_section(section, body, problems)
 
-    settings = None
-    if not problems:
-        settings = _build(values, base_dir, source, problems)
+    # Checks across options run even when single options failed (those hold
+    # their defaults here), so one run lists every problem.
+    settings = _build(values, base_dir, source, problems)
     if problems or settings is None:
         raise ConfigError(str(source) if source else "configuration", problems)
     return settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -22,7 +21,6 @@ from server.errors import (
     AlreadyExists,
     BadRequest,
     Conflict,
-    DecryptionFailed,
     MedDAVError,
     NotFound,
     PolicyDenied,
@@ -31,8 +29,6 @@ from server.errors import (
 )
 
 __all__ = ["to_dav_error", "translated"]
-
-logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,11 +51,8 @@ def to_dav_error(exc: MedDAVError) -> DAVError:
     for cls, status in _STATUS:
         if isinstance(exc, cls):
             return DAVError(status, str(exc))
-    if isinstance(exc, DecryptionFailed):
-        logger.error("content failed authentication: the blob or its key is damaged")
-    else:
-        logger.error("internal error: %s", exc.__class__.__name__)
-    return DAVError(HTTP_INTERNAL_ERROR)
+    # Anything else is the server's fault; ErrorShield logs it and answers a bare 500.
+    return DAVError(HTTP_INTERNAL_ERROR, src_exception=exc)
 
 
 def translated(func: Callable[P, R]) -> Callable[P, R]:

@@ -35,7 +35,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.mw.base_mw import BaseMiddleware
 
-from server.errors import AuthenticationFailed, Busy
+from server.errors import AuthenticationFailed, Busy, DecryptionFailed
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -48,7 +48,11 @@ INSTANCE_KEY = "meddav_instance"
 
 
 class ErrorShield(BaseMiddleware):
-    """Turn unexpected exceptions into a bare 500, logged once with a traceback."""
+    """Turn unexpected exceptions into a bare 500, logged once with a traceback.
+
+    A blob that fails authentication is logged as such, with its node id: it
+    means damage on disk (or a wrong key), never a reason to send bytes.
+    """
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
         started = False
@@ -57,22 +61,33 @@ class ErrorShield(BaseMiddleware):
                 started = True
                 yield chunk
         except DAVError as exc:
-            if exc.value != HTTP_INTERNAL_ERROR or started:
+            if exc.value != HTTP_INTERNAL_ERROR:
                 raise
-            source = exc.src_exception
-            logger.error(
-                "internal error in %s",
-                environ.get("REQUEST_METHOD"),
-                exc_info=(type(source), source, source.__traceback__) if source is not None else True,
-            )
+            self._log(environ, exc.src_exception, started=started)
+            if started:
+                raise
             raise DAVError(HTTP_INTERNAL_ERROR) from None
-        except Exception:
-            logger.exception(
-                "internal error in %s%s", environ.get("REQUEST_METHOD"), " while streaming" if started else ""
-            )
+        except Exception as exc:
+            self._log(environ, exc, started=started)
             if started:
                 raise  # too late for a status: the connection is dropped
             raise DAVError(HTTP_INTERNAL_ERROR) from None
+
+    @staticmethod
+    def _log(environ: dict[str, Any], exc: BaseException | None, *, started: bool) -> None:
+        method, node = environ.get("REQUEST_METHOD"), environ.get("meddav.node_id", "-")
+        when = " after the response started (connection dropped)" if started else ""
+        if isinstance(exc, DecryptionFailed):
+            logger.error(
+                "content of node %s failed authentication%s: its blob is damaged or its key is wrong; "
+                "restore the blob from backup",
+                node,
+                when,
+            )
+        elif exc is not None:
+            logger.error("internal error in %s on node %s%s", method, node, when, exc_info=exc)
+        else:
+            logger.error("internal error in %s on node %s%s", method, node, when)
 
 
 def _challenge(realm: str, start_response: Any) -> list[bytes]:
