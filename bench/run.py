@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,10 +109,11 @@ def main() -> int:
     parser.add_argument("--propfind-runs", type=int, default=5)
     parser.add_argument("--meta-rounds", type=int, default=500)
     parser.add_argument("--rss-large-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are medians (RSS: maximum)")
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args()
 
-    results: dict[str, dict[str, Any]] = {"meddav": {}, "wsgidav": {}}
+    rounds: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="meddav-bench-") as tmp:
         tmp_path = Path(tmp)
         inst = make_instance(tmp_path / "meddav" / "data", fast=False)
@@ -123,14 +125,21 @@ def main() -> int:
             "wsgidav": (workloads.Dav(plain.dav_url, "bench", "bench"), plain.pid),
         }
         try:
-            for name in args.workloads:
-                for server, (dav, pid) in servers.items():
-                    print(f"{name:9} {server:8} ...", end="", flush=True, file=sys.stderr)
-                    results[server][name] = run_workload(name, dav, pid, args)
-                    print(f" {results[server][name]}", file=sys.stderr)
+            for number in range(1, args.rounds + 1):
+                current: dict[str, dict[str, Any]] = {"meddav": {}, "wsgidav": {}}
+                for name in args.workloads:
+                    # Alternate which server goes first, so neither always runs on a warmer machine.
+                    order = list(servers) if number % 2 else list(reversed(servers))
+                    for server in order:
+                        dav, pid = servers[server]
+                        print(f"round {number} {name:9} {server:8} ...", end="", flush=True, file=sys.stderr)
+                        current[server][name] = run_workload(name, dav, pid, args)
+                        print(f" {current[server][name]}", file=sys.stderr)
+                rounds.append(current)
         finally:
             meddav.stop()
             plain.stop()
+    results = combine(rounds)
 
     report = {
         "date": dt.date.today().isoformat(),
@@ -139,6 +148,7 @@ def main() -> int:
         ),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": results,
+        "rounds": rounds,
     }
     print(table(report))
     if args.json:
@@ -147,12 +157,29 @@ def main() -> int:
     return 0
 
 
+def combine(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Median of each figure over the rounds (maximum for memory), plus its min-max spread."""
+    out: dict[str, dict[str, Any]] = {}
+    for server in rounds[0]:
+        out[server] = {}
+        for workload in rounds[0][server]:
+            figures: dict[str, Any] = {}
+            for figure in rounds[0][server][workload]:
+                values = [r[server][workload][figure] for r in rounds]
+                rss = "rss" in figure or figure == "growth_mib"
+                figures[figure] = max(values) if rss else round(statistics.median(values), 1)
+                figures[figure + "_spread"] = [min(values), max(values)]
+            out[server][workload] = figures
+    return out
+
+
 def table(report: dict[str, Any]) -> str:
     res = report["results"]
     lines = [
-        f"MedDAV vs plain wsgidav, {report['date']}, {report['machine']}",
+        f"MedDAV vs plain wsgidav, {report['date']}, {report['machine']}, "
+        f"median of {report['args']['rounds']} interleaved rounds (peak RSS: maximum)",
         "",
-        "| workload | figure | MedDAV | wsgidav | ratio | target | met |",
+        "| workload | figure | MedDAV (min-max) | wsgidav (min-max) | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
     ]
     for workload, figure, higher, target in TARGETS:
@@ -162,8 +189,10 @@ def table(report: dict[str, Any]) -> str:
         ratio = mine / base if base else float("nan")
         met = ratio >= target if higher else ratio <= target
         sign = ">=" if higher else "<="
+        (lo, hi), (base_lo, base_hi) = (res[s][workload][figure + "_spread"] for s in ("meddav", "wsgidav"))
         lines.append(
-            f"| {workload} | {figure} | {mine} | {base} | {ratio:.2f} | {sign} {target} | {'yes' if met else 'NO'} |"
+            f"| {workload} | {figure} | {mine} ({lo}-{hi}) | {base} ({base_lo}-{base_hi}) "
+            f"| {ratio:.2f} | {sign} {target} | {'yes' if met else 'NO'} |"
         )
     for workload in ("big", "small", "propfind", "meta"):
         if workload in res["meddav"]:

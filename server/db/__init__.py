@@ -25,10 +25,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -46,6 +46,21 @@ from server.errors import Busy
 __all__ = ["Database", "Prepared", "Tx", "models", "prepared"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+T = TypeVar("T")
+
+
+class _Work(Generic[T]):
+    """One caller's share of a group commit."""
+
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[Tx], T]) -> None:
+        self.work = work
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
 
 
 class Database:
@@ -73,6 +88,8 @@ class Database:
         self._owned: list[Any] = []
         self._owned_lock = threading.Lock()
         self._writer_lock = threading.Lock() if self.is_sqlite else None
+        self._pending: list[_Work[Any]] = []
+        self._pending_lock = threading.Lock()
         self._busy_seconds = settings.database.busy_timeout_ms / 1000
         dbapi = self.engine.dialect.loaded_dbapi
         self._driver_errors: tuple[type[BaseException], ...] = (dbapi.OperationalError, dbapi.InterfaceError)
@@ -175,6 +192,65 @@ class Database:
             self._local.depth = 0
             if self._writer_lock is not None:
                 self._writer_lock.release()
+
+    def grouped(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in a write transaction shared with other threads' work.
+
+        Concurrent writers of this process commit together: one ``COMMIT``,
+        hence one WAL fsync with ``synchronous = full``, for the batch.  Each
+        piece of work runs inside its own savepoint, so one that raises is
+        rolled back alone and its exception re-raised to its caller; the others
+        commit.  Returns what ``work`` returned once it is durable.
+        """
+        if self._writer_lock is None:
+            with self.write() as tx:
+                return work(tx)
+        item: _Work[T] = _Work(work)
+        with self._pending_lock:
+            self._pending.append(item)
+        with self._writer_lock:
+            if not item.done:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                self._run_batch(batch)
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[return-value]
+
+    def _run_batch(self, batch: list[_Work[Any]]) -> None:
+        """Run a batch in one transaction (the caller holds the writer lock)."""
+        conn = self._connection()
+        if self._local.depth:
+            raise RuntimeError("a write transaction cannot start inside another unit of work")
+        self._local.depth = 1
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            tx = Tx(conn, self.engine.dialect)
+            for item in batch:
+                conn.execute("SAVEPOINT meddav_work")
+                try:
+                    item.result = item.work(tx)
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO meddav_work")
+                    item.error = exc
+                conn.execute("RELEASE meddav_work")
+            conn.commit()
+        except BaseException as exc:
+            if isinstance(exc, self._driver_errors):
+                self._discard()
+            else:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+            for item in batch:
+                if item.error is None:
+                    item.error = exc
+                    item.result = None
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._local.depth = 0
+            for item in batch:
+                item.done = True
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,10 +1,12 @@
 """The local-directory blob store.
 
-Layout: ``<blob_dir>/<id[0:2]>/<id[2:4]>/<id>``.  An upload is written to
-``.upload-<id>-<random>`` in the blob's final directory, then flushed, fsynced,
-renamed to its final name and the directory fsynced, so a blob is either
-absent or complete whatever instant the process dies at.  Files are created
-with mode 0600 and directories 0700.
+Layout: ``<blob_dir>/<id[0:2]>/<id>``, the 256 fan-out directories created
+(and made durable) when the store is first opened, so that storing a blob
+never has to create and fsync a directory.  An upload is written to
+``.upload-<id>-<random>`` in the blob's final directory, then flushed,
+fsynced, renamed to its final name and the directory fsynced, so a blob is
+either absent or complete whatever instant the process dies at.  Files are
+created with mode 0600 and directories 0700.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ def _storage_error(exc: OSError, action: str) -> StorageError:
 class _LocalUpload(BlobUpload):
     def __init__(self, store: BlobStore, blob_id: str) -> None:
         self._final = store._path(blob_id)
-        store._ensure_dir(self._final.parent)
         self._tmp = self._final.with_name(f"{_UPLOAD_PREFIX}{blob_id}-{secrets.token_hex(4)}")
         try:
             fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -101,27 +102,19 @@ class BlobStore(BaseBlobStore):
     def __init__(self, settings: Settings) -> None:
         self.root = settings.storage.blob_dir
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        created = False
+        for i in range(256):
+            directory = self.root / f"{i:02x}"
+            if not directory.is_dir():
+                directory.mkdir(mode=0o700, exist_ok=True)
+                created = True
+        if created:
+            _fsync_dir(self.root)
 
     def _path(self, blob_id: str) -> Path:
         if not _ID.fullmatch(blob_id):
             raise ValueError("malformed blob id")
-        return self.root / blob_id[0:2] / blob_id[2:4] / blob_id
-
-    def _ensure_dir(self, directory: Path) -> None:
-        if directory.is_dir():
-            return
-        # Creating the fan-out directories must be durable too: fsync each parent.
-        created: list[Path] = []
-        for d in (directory.parent, directory):
-            try:
-                d.mkdir(mode=0o700)
-                created.append(d)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise _storage_error(exc, "creating a directory") from None
-        for d in created:
-            _fsync_dir(d.parent)
+        return self.root / blob_id[0:2] / blob_id
 
     def begin(self, blob_id: str) -> BlobUpload:
         return _LocalUpload(self, blob_id)
@@ -143,12 +136,9 @@ class BlobStore(BaseBlobStore):
         return self._path(blob_id).is_file()
 
     def _walk(self) -> Iterator[os.DirEntry[str]]:
-        for first in sorted(os.scandir(self.root), key=lambda e: e.name):
-            if not first.is_dir():
-                continue
-            for second in sorted(os.scandir(first.path), key=lambda e: e.name):
-                if second.is_dir():
-                    yield from os.scandir(second.path)
+        for fan in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if fan.is_dir():
+                yield from os.scandir(fan.path)
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
         for entry in self._walk():

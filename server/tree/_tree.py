@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, insert, literal, select, update
+from sqlalchemy import Select, bindparam, delete, insert, literal, select, update
 
 from server.crypto import (
     BlobReader,
@@ -97,7 +97,9 @@ _SET_VERSION = prepared(
     )
 )
 _NODE_COLUMNS = ("org_id", "owner_id", "parent_id", "kind", "name", "given_name", "size", "ctime", "mtime", "etag")
-_INSERT_NODE = insert(nodes_t).values({col: bindparam(f"p_{col}") for col in _NODE_COLUMNS}).returning(nodes_t.c.id)
+_INSERT_NODE = prepared(
+    insert(nodes_t).values({col: bindparam(f"p_{col}") for col in _NODE_COLUMNS}).returning(nodes_t.c.id)
+)
 _VERSION_COLUMNS = ("blob_id", "org_key_id", "sealed_key", "size", "created_at")
 _INSERT_VERSION = prepared(
     insert(versions_t).values({col: bindparam(f"p_{col}") for col in _VERSION_COLUMNS}).returning(versions_t.c.id)
@@ -117,6 +119,25 @@ _DELETE_PROPERTY = prepared(
         dead_properties_t.c.node_id == bindparam("node_id"), dead_properties_t.c.name == bindparam("prop_name")
     )
 )
+_ANY_CHILD = prepared(select(nodes_t.c.id).where(nodes_t.c.parent_id == bindparam("node_id")).limit(1))
+_DELETE_NODE = prepared(delete(nodes_t).where(nodes_t.c.id == bindparam("node_id")))
+_DELETE_NODE_PROPERTIES = prepared(delete(dead_properties_t).where(dead_properties_t.c.node_id == bindparam("node_id")))
+
+
+def _subtree_statement() -> Select[Any]:
+    """(id, depth, version id, size, blob id) of a node and all its descendants."""
+    start = select(nodes_t.c.id, literal(0).label("depth")).where(nodes_t.c.id == bindparam("node_id"))
+    tree = start.cte("subtree", recursive=True)
+    below = select(nodes_t.c.id, (tree.c.depth + 1).label("depth")).where(nodes_t.c.parent_id == tree.c.id)
+    tree = tree.union_all(below)
+    return (
+        select(tree.c.id, tree.c.depth, nodes_t.c.version_id, nodes_t.c.size, versions_t.c.blob_id)
+        .select_from(tree.join(nodes_t, nodes_t.c.id == tree.c.id))
+        .outerjoin(versions_t, versions_t.c.id == nodes_t.c.version_id)
+    )
+
+
+_SUBTREE = prepared(_subtree_statement())
 _DELETE_VERSION = prepared(delete(versions_t).where(versions_t.c.id == bindparam("version_id")))
 
 
@@ -373,13 +394,16 @@ class Tree:
     def _create(self, parent: Entry, name: str, kind: str) -> Entry:
         validate_name(name)
         now = time.time()
-        with self.db.write() as c:
+
+        def work(c: Tx) -> Entry | None:
             folder = self._folder(c, parent.id)
             if self._child(c, folder, name) is not None:
                 raise AlreadyExists(f"name taken in folder {folder.id}")
             node_id = self._insert(c, folder, name, kind=kind, now=now)
             self._touch(c, folder.id, now)
-            entry = self._get(c, node_id)
+            return self._get(c, node_id)
+
+        entry = self.db.grouped(work)
         assert entry is not None
         return entry
 
@@ -417,8 +441,9 @@ class Tree:
 
     def _finish_upload(self, upload: Upload, size: int) -> Entry:
         now = time.time()
-        old_blob: str | None = None
-        with self.db.write() as c:
+
+        def work(c: Tx) -> tuple[Entry | None, str | None]:
+            old_blob: str | None = None
             folder = self._folder(c, upload.parent_id)
             existing = self._child(c, folder, upload.name)
             version_id = c.insert(
@@ -449,7 +474,9 @@ class Tree:
                 old_blob = existing.version.blob_id
                 c.run(_DELETE_VERSION, version_id=existing.version.id)
             self._charge(c, folder.owner_id, size - old_size)
-            entry = self._get(c, node_id)
+            return self._get(c, node_id), old_blob
+
+        entry, old_blob = self.db.grouped(work)
         if old_blob is not None:
             self.blobs.delete(old_blob)
         assert entry is not None
@@ -459,9 +486,12 @@ class Tree:
 
     def touch(self, entry: Entry, mtime: float) -> Entry:
         """Set a node's modification time (e.g. Windows' Win32LastModifiedTime)."""
-        with self.db.write() as c:
+
+        def work(c: Tx) -> Entry | None:
             self._touch(c, entry.id, mtime)
-            updated = self._get(c, entry.id)
+            return self._get(c, entry.id)
+
+        updated = self.db.grouped(work)
         if updated is None:
             raise NotFound(f"node {entry.id} not found")
         return updated
@@ -469,9 +499,10 @@ class Tree:
     def move(self, entry: Entry, new_parent: Entry, new_name: str, *, overwrite: bool) -> bool:
         """Move or rename a node; rows only, never bytes.  Return True if a node was replaced."""
         validate_name(new_name)
-        replaced_blobs: list[str] = []
         now = time.time()
-        with self.db.write() as c:
+
+        def work(c: Tx) -> tuple[bool, list[str]]:
+            replaced_blobs: list[str] = []
             node = self._get(c, entry.id)
             if node is None or node.parent_id is None:
                 raise NotFound(f"node {entry.id} not found")
@@ -496,39 +527,40 @@ class Tree:
             )
             self._touch(c, folder.id, now)
             self._touch(c, node.parent_id, now)
+            return replaced, replaced_blobs
+
+        replaced, replaced_blobs = self.db.grouped(work)
         for blob_id in replaced_blobs:
             self.blobs.delete(blob_id)
         return replaced
 
     def delete(self, entry: Entry) -> None:
         """Delete a node and everything below it."""
-        with self.db.write() as c:
+
+        def work(c: Tx) -> list[str]:
             node = self._get(c, entry.id)
             if node is None:
                 raise NotFound(f"node {entry.id} not found")
             if node.parent_id is None:
                 raise Conflict("a root folder cannot be deleted")
             self._touch(c, node.parent_id, time.time())
-            blobs = self._delete_subtree(c, node)
-        for blob_id in blobs:
-            self.blobs.delete(blob_id)
+            return self._delete_subtree(c, node)
 
-    def _subtree(self, c: Tx, node_id: int) -> list[Any]:
-        """(id, depth, version id, size, blob id) of a node and all its descendants."""
-        start = select(nodes_t.c.id, literal(0).label("depth")).where(nodes_t.c.id == node_id)
-        tree = start.cte("subtree", recursive=True)
-        below = select(nodes_t.c.id, (tree.c.depth + 1).label("depth")).where(nodes_t.c.parent_id == tree.c.id)
-        tree = tree.union_all(below)
-        return c.all(
-            select(tree.c.id, tree.c.depth, nodes_t.c.version_id, nodes_t.c.size, versions_t.c.blob_id)
-            .select_from(tree.join(nodes_t, nodes_t.c.id == tree.c.id))
-            .outerjoin(versions_t, versions_t.c.id == nodes_t.c.version_id)
-        )
+        for blob_id in self.db.grouped(work):
+            self.blobs.delete(blob_id)
 
     def _delete_subtree(self, c: Tx, node: Entry) -> list[str]:
         """Delete the rows of a subtree and credit the owner; return the blob ids to
         delete once the transaction has committed."""
-        rows = sorted(self._subtree(c, node.id), key=lambda r: r.depth, reverse=True)  # children first
+        if not node.is_dir or c.scalar(_ANY_CHILD, node_id=node.id) is None:
+            # A file or an empty folder, the common case: a few prepared statements.
+            c.run(_DELETE_NODE_PROPERTIES, node_id=node.id)
+            c.run(_DELETE_NODE, node_id=node.id)
+            if node.version is not None:
+                c.run(_DELETE_VERSION, version_id=node.version.id)
+            self._charge(c, node.owner_id, -node.size)
+            return [node.version.blob_id] if node.version is not None else []
+        rows = sorted(c.all(_SUBTREE, node_id=node.id), key=lambda r: r.depth, reverse=True)  # children first
         ids = [r.id for r in rows]
         version_ids = [r.version_id for r in rows if r.version_id is not None]
         for chunk in _chunks(ids):
@@ -703,7 +735,8 @@ class Tree:
 
     def set_properties(self, entry: Entry, changes: Sequence[tuple[str, bytes | None]]) -> None:
         """Set (value) or remove (None) dead properties of a node, in one transaction."""
-        with self.db.write() as c:
+
+        def work(c: Tx) -> None:
             if self._get(c, entry.id) is None:
                 raise NotFound(f"node {entry.id} not found")
             _, key = self.org_key(c, entry.org_id)
@@ -716,6 +749,8 @@ class Tree:
                         p_name=name,
                         p_value=seal_property(key, entry.id, name, value),
                     )
+
+        self.db.grouped(work)
 
 
 class Upload:

@@ -256,21 +256,20 @@ def test_fsck_removes_orphans_and_reports_missing_blobs(instance_dir: TestInstan
         lost_node = server.instance.tree.resolve(server.instance.accounts.get("admin").root_id, ["lost.txt"])
     assert lost_node is not None and lost_node.version is not None
     lost_blob = lost_node.version.blob_id
-    (blob_dir / lost_blob[:2] / lost_blob[2:4] / lost_blob).unlink()
+    (blob_dir / lost_blob[:2] / lost_blob).unlink()
     orphan = uuid.uuid4().hex
-    (blob_dir / orphan[:2] / orphan[2:4]).mkdir(parents=True, exist_ok=True)
-    (blob_dir / orphan[:2] / orphan[2:4] / orphan).write_bytes(b"orphan ciphertext")
-    stale = blob_dir / orphan[:2] / orphan[2:4] / f".upload-{uuid.uuid4().hex}-0000"
+    (blob_dir / orphan[:2] / orphan).write_bytes(b"orphan ciphertext")
+    stale = blob_dir / orphan[:2] / f".upload-{uuid.uuid4().hex}-0000"
     stale.write_bytes(b"half an upload")
 
     dry = meddav("fsck", "--dry-run", config=instance_dir.config_path)
     assert dry.returncode == 1
     assert "orphan blobs found: 1" in dry.stdout and f"node {lost_node.id}: blob {lost_blob} missing" in dry.stdout
-    assert (blob_dir / orphan[:2] / orphan[2:4] / orphan).exists()
+    assert (blob_dir / orphan[:2] / orphan).exists()
 
     fixed = meddav("fsck", config=instance_dir.config_path)
     assert fixed.returncode == 1  # the missing blob is still reported: data loss needs a restore
     assert "orphan blobs removed: 1" in fixed.stdout and "unfinished uploads removed: 1" in fixed.stdout
-    assert not (blob_dir / orphan[:2] / orphan[2:4] / orphan).exists() and not stale.exists()
+    assert not (blob_dir / orphan[:2] / orphan).exists() and not stale.exists()
     again = meddav("fsck", config=instance_dir.config_path)
     assert "orphan blobs removed: 0" in again.stdout

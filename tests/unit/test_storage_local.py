@@ -37,7 +37,7 @@ def test_files_are_private(store: BlobStore) -> None:
     with store.begin(blob_id) as upload:
         upload.write(b"x")
         upload.commit()
-    path = store.root / blob_id[:2] / blob_id[2:4] / blob_id
+    path = store.root / blob_id[:2] / blob_id
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
