@@ -54,7 +54,7 @@ class Gcm:
             raise ValueError("AES-256-GCM needs a 32-byte key")
         self._aead = AESGCM(key)
 
-    def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    def seal(self, nonce: bytes, plaintext: bytes | bytearray | memoryview, aad: bytes) -> bytes:
         return self._aead.encrypt(nonce, plaintext, aad)
 
     def open(self, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:

@@ -122,13 +122,25 @@ class BlobWriter:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._closed:
             raise ValueError("write to a closed BlobWriter")
-        n = len(data)
+        view = memoryview(data).cast("B")
+        n = len(view)
         self._size += n
-        self._buffer += data
         size = self._segment_size
-        while len(self._buffer) > size:
-            self._seal(bytes(self._buffer[:size]), last=False)
-            del self._buffer[:size]
+        if self._buffer:
+            # Top up the pending segment; seal it only once more data follows it.
+            missing = size - len(self._buffer)
+            if n <= missing:
+                self._buffer += view
+                return n
+            self._buffer += view[:missing]
+            view = view[missing:]
+            self._seal(self._buffer, last=False)
+            self._buffer = bytearray()
+        # Full segments straight from the caller's buffer (no copy) while more data follows.
+        while len(view) > size:
+            self._seal(view[:size], last=False)
+            view = view[size:]
+        self._buffer += view
         return n
 
     def close(self) -> int:
@@ -139,7 +151,7 @@ class BlobWriter:
             self._buffer = bytearray()
         return self._size
 
-    def _seal(self, plaintext: bytes, *, last: bool) -> None:
+    def _seal(self, plaintext: bytes | bytearray | memoryview, *, last: bool) -> None:
         if self._index >= _MAX_SEGMENTS:
             raise ValueError("blob too large for the segment counter")
         nonce = _nonce(self._prefix, self._index, last=last)
