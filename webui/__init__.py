@@ -60,7 +60,8 @@ def create_app(instance: Instance) -> Flask:
             t=_TEXT[lang],
             lang=lang,
             other_lang="en" if lang == "fr" else "fr",
-            dav_url=instance.settings.dav_url,
+            # The address this page was reached at, unless the operator set a public one.
+            dav_url=(instance.settings.server.public_url or request.host_url.rstrip("/")) + "/dav/",
         )
 
     @app.get("/healthz")

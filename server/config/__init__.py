@@ -129,14 +129,6 @@ class Settings:
             host = f"[{host}]"
         return f"{scheme}://{host}:{self.server.port if port is None else port}"
 
-    @property
-    def base_url(self) -> str:
-        return self.public_base_url()
-
-    @property
-    def dav_url(self) -> str:
-        return self.base_url + "/dav/"
-
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":

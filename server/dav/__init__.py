@@ -5,7 +5,8 @@
 - :mod:`~server.dav.provider`   the tree as wsgidav resources, through the policy
 - :mod:`~server.dav.locks`      locks in the database (sealed paths)
 - :mod:`~server.dav.middleware` Basic authentication and request limits
-- :mod:`~server.dav.handlers`   PUT checks, multi-range GET, COPY/MOVE statuses
+- :mod:`~server.dav.get`        GET and HEAD of files, ranges included, without RequestServer
+- :mod:`~server.dav.handlers`   PUT checks, COPY/MOVE statuses, PROPFIND propname
 - :mod:`~server.dav.errors`     MedDAV errors -> HTTP statuses
 
 wsgidav's directory browser, its anonymous ``/:dir_browser`` share, digest
@@ -21,6 +22,7 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from server.dav.get import FileGet
 from server.dav.locks import DatabaseLockStorage
 from server.dav.middleware import INSTANCE_KEY, BasicAuth, ErrorShield, RequestLimits
 from server.dav.provider import MedDAVProvider
@@ -47,7 +49,7 @@ def create_dav_app(instance: Instance) -> Any:
             instance.db, instance.lock_sealer, max_timeout=instance.settings.dav.max_lock_timeout_seconds
         ),
         "property_manager": None,  # dead properties are handled by the provider, in the database
-        "middleware_stack": [ErrorPrinter, ErrorShield, BasicAuth, RequestLimits, RequestResolver],
+        "middleware_stack": [ErrorPrinter, ErrorShield, BasicAuth, RequestLimits, FileGet, RequestResolver],
         "http_authenticator": {"accept_basic": False, "accept_digest": False, "default_to_digest": False},
         "dir_browser": {"enable": False},
         "block_size": BLOCK_SIZE,

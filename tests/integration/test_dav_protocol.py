@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from server.testing import LiveServer, TestInstance
 from tests.helpers import basic, listing, names_in, propfind, raw_request, status_of
@@ -521,3 +523,58 @@ def test_traversal_stays_inside_the_tree(live_server: LiveServer, instance_dir: 
         )
         assert status_of(answer) in (400, 404), answer[:200]
         assert b"root:" not in answer
+
+
+# -- ranges, property-based ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def range_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, dict[int, bytes]]]:
+    from server.testing import make_instance
+
+    inst = make_instance(tmp_path_factory.mktemp("ranges") / "data")
+    with (
+        LiveServer(inst.config_path) as server,
+        httpx.Client(base_url=server.dav_url, auth=(inst.user, inst.password)) as c,
+    ):
+        files: dict[int, bytes] = {}
+        for size in (1, 100, 65535, 65536, 65537, 200_000, 333_333):
+            files[size] = os.urandom(size)
+            assert c.put(f"r{size}", content=files[size]).status_code == 201
+        yield c, files
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_ranges_return_exact_bytes(
+    range_server: tuple[httpx.Client, dict[int, bytes]], data: st.DataObject
+) -> None:
+    client, files = range_server
+    size = data.draw(st.sampled_from(sorted(files)))
+    content = files[size]
+    kind = data.draw(st.sampled_from(["closed", "open", "suffix"]))
+    start = data.draw(st.integers(0, size - 1))
+    if kind == "closed":
+        end = data.draw(st.integers(start, size + 1000))
+        header, expected = f"bytes={start}-{end}", content[start : end + 1]
+    elif kind == "open":
+        header, expected = f"bytes={start}-", content[start:]
+    else:
+        length = data.draw(st.integers(1, size + 1000))
+        header, expected = f"bytes=-{length}", content[-length:]
+    response = client.get(f"r{size}", headers={"Range": header})
+    assert response.status_code == 206
+    assert response.content == expected
+
+
+def test_propname_lists_names_without_values(dav: httpx.Client) -> None:
+    dav.put("named.txt", content=b"x")
+    dav.request("PROPPATCH", "named.txt", content=PROPPATCH % b"value")
+    body = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>'
+    response = dav.request("PROPFIND", "named.txt", headers={"Depth": "0"}, content=body)
+    assert response.status_code == 207
+    prop = ET.fromstring(response.content).find("{DAV:}response/{DAV:}propstat/{DAV:}prop")
+    assert prop is not None
+    names = {child.tag for child in prop}
+    assert {"{DAV:}getcontentlength", "{DAV:}getetag", "{urn:x-test:}note"} <= names
+    assert all(not (child.text or "").strip() and len(child) == 0 for child in prop)
