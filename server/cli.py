@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -71,6 +72,12 @@ def _read_password(args: argparse.Namespace) -> str | None:
     return line.rstrip("\r\n")
 
 
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    """(the password from stdin, or a generated one; whether it was generated)."""
+    given = _read_password(args)
+    return (given, False) if given is not None else (secrets.token_urlsafe(18), True)
+
+
 def _progress(items: Iterable[T], label: str) -> Iterator[T]:
     from tqdm import tqdm
 
@@ -114,12 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     instance = _open(args)
     try:
-        password = _read_password(args)
-        generated = password is None
-        if password is None:
-            import secrets
-
-            password = secrets.token_urlsafe(18)
+        password, generated = _password(args)
         user = instance.accounts.create_user(args.name, password, quota_bytes=args.quota)
     finally:
         instance.close()
@@ -149,12 +151,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     instance = _open(args)
     try:
-        password = _read_password(args)
-        generated = password is None
-        if password is None:
-            import secrets
-
-            password = secrets.token_urlsafe(18)
+        password, generated = _password(args)
         instance.accounts.set_password(args.name, password)
     finally:
         instance.close()

@@ -129,6 +129,20 @@ class _Resource:
 
         def get_preferred_path(self) -> str: ...
 
+    def __init__(
+        self,
+        provider: MedDAVProvider,
+        path: str,
+        entry: Entry,
+        environ: dict[str, Any],
+        *,
+        props: dict[str, bytes] | None = None,
+    ) -> None:
+        super().__init__(path, environ)  # type: ignore[call-arg]  # wsgidav's DAVCollection or DAVNonCollection
+        self.provider = provider
+        self.entry = entry
+        self._props = props  # dead properties, when the caller already has them
+
     # -- identity ------------------------------------------------------------------
 
     @property
@@ -276,20 +290,6 @@ class _Resource:
 
 
 class FolderResource(_Resource, DAVCollection):
-    def __init__(
-        self,
-        provider: MedDAVProvider,
-        path: str,
-        entry: Entry,
-        environ: dict[str, Any],
-        *,
-        props: dict[str, bytes] | None = None,
-    ) -> None:
-        DAVCollection.__init__(self, path, environ)
-        self.provider = provider
-        self.entry = entry
-        self._props = props
-
     def get_etag(self) -> None:
         return None
 
@@ -400,10 +400,7 @@ class FileResource(_Writable, _Resource, DAVNonCollection):
         *,
         props: dict[str, bytes] | None = None,
     ) -> None:
-        DAVNonCollection.__init__(self, path, environ)
-        self.provider = provider
-        self.entry = entry
-        self._props = props
+        super().__init__(provider, path, entry, environ, props=props)
         self._upload = None
 
     def get_content_length(self) -> int:

@@ -366,7 +366,7 @@ class Tree:
     # -- creating ----------------------------------------------------------------
 
     def _folder(self, c: Tx, folder_id: int) -> Entry:
-        """The folder to change, read inside the write transaction."""
+        """A folder that must exist (to write into it), else Conflict (409)."""
         folder = self._get(c, folder_id)
         if folder is None or not folder.is_dir:
             raise Conflict(f"folder {folder_id} does not exist")
@@ -423,9 +423,7 @@ class Tree:
         """
         validate_name(name)
         with self.db.read() as c:
-            folder = self._get(c, parent.id)
-            if folder is None or not folder.is_dir:
-                raise Conflict(f"folder {parent.id} does not exist")
+            folder = self._folder(c, parent.id)
             record_id, key = self.org_key(c, folder.org_id)
             existing = self._child(c, folder, name)
             row = c.one(_USAGE, user_id=folder.owner_id)
@@ -582,9 +580,7 @@ class Tree:
         sources = self._copy_sources(entry, recursive=recursive)
         total = sum(e.size for e, _ in sources if not e.is_dir)
         with self.db.read() as c:
-            folder = self._get(c, new_parent.id)
-            if folder is None or not folder.is_dir:
-                raise Conflict(f"folder {new_parent.id} does not exist")
+            folder = self._folder(c, new_parent.id)
             record_id, key = self.org_key(c, folder.org_id)
             target = self._child(c, folder, new_name)
         replacing = target.size if target is not None and not target.is_dir else 0
