@@ -179,7 +179,8 @@ def table(report: dict[str, Any]) -> str:
         f"MedDAV vs plain wsgidav, {report['date']}, {report['machine']}, "
         f"median of {report['args']['rounds']} interleaved rounds (peak RSS: maximum)",
         "",
-        "| workload | figure | MedDAV (min-max) | wsgidav (min-max) | ratio, median of rounds (min-max) | target | met |",
+        "| workload | figure | MedDAV (min-max) | wsgidav (min-max) | ratio: median of rounds (min-max) "
+        "| target | met |",
         "|---|---|---|---|---|---|---|",
     ]
     for workload, figure, higher, target in TARGETS:
