@@ -10,8 +10,9 @@ files never get here, ``server.dav.get`` answers them:
   resource gets 412.
 - COPY and MOVE to a new destination answer 201, not 204 (wsgidav answers 204
   whenever the provider handles them natively, as MedDAV does).
-- PROPFIND with RFC 4918's ``<propname/>`` lists property names (wsgidav looks
-  for ``<name/>`` and answers hrefs without any property).
+- PROPFIND with Depth 0 or 1 is rendered by ``server.dav.propfind``; what it
+  leaves to wsgidav has RFC 4918's ``<propname/>`` renamed to the ``<name/>``
+  wsgidav looks for (it would answer hrefs without any property).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from wsgidav.dav_error import (
 if TYPE_CHECKING:
     from server.dav.provider import MedDAVProvider
 
+from server.dav.propfind import answer_propfind
+
 __all__ = ["handle"]
 
 _BLOCK = 256 * 1024
@@ -47,6 +50,9 @@ def handle(
     elif method in ("COPY", "MOVE"):
         return _created_when_new(environ, start_response, default_handler)
     elif method == "PROPFIND":
+        answer = answer_propfind(provider, environ, start_response)
+        if answer is not None:
+            return answer
         _propname_as_wsgidav_expects(environ)
     result: Iterable[bytes] = default_handler(environ, start_response)
     return result

@@ -132,6 +132,11 @@ class DatabaseLockStorage:
             return None
         return lock
 
+    def is_empty(self) -> bool:
+        """True when no lock is held at all (expired ones may still count)."""
+        with self._mutex:
+            return not self._locks
+
     # -- the storage interface -------------------------------------------------------
 
     def get(self, token: str) -> LockDict | None:

@@ -129,6 +129,8 @@ class _Resource:
 
         def get_preferred_path(self) -> str: ...
 
+        def get_href(self) -> str: ...
+
     def __init__(
         self,
         provider: MedDAVProvider,
