@@ -47,7 +47,8 @@ def populated(dav: httpx.Client) -> httpx.Client:
     dav.put("folder/a.txt", content=b"hello")
     dav.put("folder/é b.pdf", content=b"%PDF")
     patch = (
-        b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x-test:" xmlns:W="urn:schemas-microsoft-com:">'
+        b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x-test:" '
+        b'xmlns:W="urn:schemas-microsoft-com:">'
         b"<D:set><D:prop><Z:note>a &amp; b</Z:note><Z:nested><Z:x>1</Z:x></Z:nested>"
         b"<W:Win32FileAttributes>00000020</W:Win32FileAttributes></D:prop></D:set></D:propertyupdate>"
     )
@@ -77,7 +78,9 @@ BODIES = {
 def test_same_answer_as_wsgidav(populated: httpx.Client, live_server: LiveServer, body: str, depth: str) -> None:
     for path in ("folder/", "folder/a.txt", "folder/é b.pdf"):
         mine = populated.request("PROPFIND", path, headers={"Depth": depth}, content=BODIES[body])
-        theirs = populated.request("PROPFIND", path, headers={"Depth": depth, "If": ALWAYS_TRUE_IF}, content=BODIES[body])
+        theirs = populated.request(
+            "PROPFIND", path, headers={"Depth": depth, "If": ALWAYS_TRUE_IF}, content=BODIES[body]
+        )
         assert mine.status_code == theirs.status_code == 207
         assert mine.content.startswith(b'<?xml version="1.0" encoding="utf-8"?>')  # rendered by MedDAV
         assert theirs.content.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")  # rendered by wsgidav
