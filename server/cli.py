@@ -171,6 +171,21 @@ def _set_disabled(args: argparse.Namespace, *, disabled: bool) -> int:
     return EXIT_OK
 
 
+def cmd_user_quota(args: argparse.Namespace) -> int:
+    if args.bytes != "default" and not args.bytes.isdigit():
+        raise CommandError("the quota is a number of bytes (0: unlimited) or 'default'")
+    quota = None if args.bytes == "default" else int(args.bytes)
+    instance = _open(args)
+    try:
+        instance.accounts.set_quota(args.name, quota)
+        default = instance.settings.storage.default_quota_bytes
+    finally:
+        instance.close()
+    shown = {None: f"the default ({default or 'unlimited'})", 0: "unlimited"}.get(quota, f"{quota} bytes")
+    print(f"quota of {args.name}: {shown}")
+    return EXIT_OK
+
+
 def cmd_user_disable(args: argparse.Namespace) -> int:
     return _set_disabled(args, disabled=True)
 
@@ -290,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = user_command("passwd", cmd_user_passwd, "set a user's password (ends their cached logins)")
     q.add_argument("name")
     q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q = user_command("quota", cmd_user_quota, "set a user's storage quota")
+    q.add_argument("name")
+    q.add_argument("bytes", help="bytes the user may store; 0: unlimited; default: [storage] default_quota_bytes")
     q = user_command("disable", cmd_user_disable, "refuse every further login of a user")
     q.add_argument("name")
     q = user_command("enable", cmd_user_enable, "allow a disabled user to log in again")

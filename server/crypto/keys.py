@@ -12,8 +12,8 @@
                             dead property values
 
 The master key also yields instance-wide subkeys by HKDF: the key-check value
-that proves a key file belongs to an instance, and the key that protects lock
-records (which are keyed by path).
+that proves a key file belongs to an instance, and the key that seals lock
+records (they hold paths).
 
 Key file format (text, one line that matters)::
 
@@ -152,8 +152,8 @@ class MasterKey:
         return constant_time_equal(self.key_check(instance_id), stored_check)
 
     def lock_key(self) -> bytes:
-        """Subkey protecting WebDAV lock records (64 bytes: HMAC half, GCM half)."""
-        return hkdf(self._key, info=_INFO_LOCKS, length=64)
+        """Subkey sealing WebDAV lock records (AES-256-GCM)."""
+        return hkdf(self._key, info=_INFO_LOCKS)
 
     # -- organisation keys ---------------------------------------------------
 

@@ -2,16 +2,16 @@
 
 Dead properties (PROPPATCH) may carry anything a client chooses, so their
 values are sealed with the organisation's property key, bound to the node and
-the property name.  Lock records are keyed by path, and paths are names: the
-path is stored as a keyed hash (for lookups) plus a sealed copy (to rebuild the
-lock), under a subkey of the master key.
+the property name.  Lock records hold a path, and paths are names: the root
+path and the owner element of a lock are sealed under a subkey of the master
+key, bound to the lock token.
 """
 
 from __future__ import annotations
 
 import struct
 
-from server.crypto._primitives import Gcm, hmac_sha256
+from server.crypto._primitives import Gcm
 from server.crypto.keys import OrgKey
 
 __all__ = ["LockSealer", "open_property", "seal_property"]
@@ -32,18 +32,12 @@ def open_property(key: OrgKey, node_id: int, name: str, sealed: bytes) -> bytes:
 
 
 class LockSealer:
-    """Hashes and seals the paths and owners of WebDAV lock records."""
+    """Seals the root paths and owners of WebDAV lock records."""
 
-    __slots__ = ("_gcm", "_mac_key")
+    __slots__ = ("_gcm",)
 
     def __init__(self, lock_key: bytes) -> None:
-        if len(lock_key) != 64:
-            raise ValueError("lock key must be 64 bytes")
-        self._mac_key = lock_key[:32]
-        self._gcm = Gcm(lock_key[32:])
-
-    def path_hash(self, path: str) -> bytes:
-        return hmac_sha256(self._mac_key, path.encode())
+        self._gcm = Gcm(lock_key)
 
     def seal(self, token: str, field: str, value: bytes) -> bytes:
         return self._gcm.seal_random_nonce(value, f"meddav/v1/lock:{field}:{token}".encode())

@@ -18,7 +18,6 @@ files never get here, ``server.dav.get`` answers them:
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +32,9 @@ from wsgidav.dav_error import (
 if TYPE_CHECKING:
     from server.dav.provider import MedDAVProvider
 
-from server.dav.propfind import answer_propfind
+from server.dav.propfind import answer_propfind, parse_xml
 
 __all__ = ["handle"]
-
-_BLOCK = 256 * 1024
-_RANGE_SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
 
 
 def handle(
@@ -88,12 +84,9 @@ def _propname_as_wsgidav_expects(environ: dict[str, Any]) -> None:
     environ["wsgi.input"] = io.BytesIO(body)
     if b"propname" not in body:
         return
-    try:
-        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError:
-        return  # wsgidav answers 400
-    if root.tag != "{DAV:}propfind":
-        return
+    root = parse_xml(body)
+    if root is None or root.tag != "{DAV:}propfind":
+        return  # wsgidav answers
     for child in root:
         if child.tag == "{DAV:}propname":
             child.tag = "{DAV:}name"

@@ -29,7 +29,7 @@ from wsgidav import util
 
 from server.dav.provider import FileResource, FolderResource, MedDAVProvider, _Resource
 
-__all__ = ["answer_propfind"]
+__all__ = ["answer_propfind", "parse_xml"]
 
 _OK = "HTTP/1.1 200 OK"
 _NOT_FOUND = "HTTP/1.1 404 Not Found"
@@ -42,15 +42,20 @@ _SUPPORTED_LOCK = (
 Mode = tuple[str, list[str]]  # ("allprop" | "propname" | "prop", requested names)
 
 
+def parse_xml(body: bytes) -> Any:
+    """An XML request body as an lxml element, entities unresolved; None if malformed."""
+    try:
+        return etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return None
+
+
 def parse_request(body: bytes) -> Mode | None:
     """The PROPFIND mode and names, or None when wsgidav should decide."""
     if not body.strip():
         return "allprop", []
-    try:
-        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError:
-        return None
-    if root.tag != "{DAV:}propfind" or len(root) != 1:
+    root = parse_xml(body)
+    if root is None or root.tag != "{DAV:}propfind" or len(root) != 1:
         return None
     child = root[0]
     if child.tag == "{DAV:}allprop":

@@ -77,27 +77,28 @@ class MedDAVProvider(DAVProvider):
 
     def _resolve_into(self, cache: dict[str, Entry | None], principal: Principal, names: list[str]) -> None:
         """Resolve a path once and remember every prefix of it (a PUT also asks for the parent)."""
-        chain: list[Entry | None]
-        try:
-            if names:
-                chain = [*self.tree.resolve_below(principal.root_id, principal.org_id, names)]
-                offset = 1  # chain[0] is names[0]; the root is read only when asked for
-            else:
-                chain = [self.tree.get(principal.root_id)]
-                offset = 0
-        except MedDAVError:
-            chain, offset = [], 1
+        # Errors here (a name that fails authentication, a missing key) are the
+        # server's, not the client's: they propagate and become a logged 500.
+        chain: list[Entry]
+        if names:
+            chain = self.tree.resolve_below(principal.root_id, principal.org_id, names)
+            offset = 1  # chain[0] is names[0]; the root is read only when asked for
+        else:
+            chain = [self.tree.get(principal.root_id)]
+            offset = 0
         for depth in range(offset, len(names) + 1):
             index = depth - offset
-            entry = chain[index] if index < len(chain) else None
+            entry: Entry | None = chain[index] if index < len(chain) else None
             if entry is not None and not policy.allows(principal, entry, Action.READ):
                 entry = None  # what the policy hides does not exist
             cache["/" + "/".join(names[:depth])] = entry
 
-    def resource_for(self, path: str, entry: Entry, environ: dict[str, Any]) -> _Resource:
-        if entry.is_dir:
-            return FolderResource(self, path, entry, environ)
-        return FileResource(self, path, entry, environ)
+    def resource_for(
+        self, path: str, entry: Entry, environ: dict[str, Any], *, props: dict[str, bytes] | None = None
+    ) -> _Resource:
+        """The resource of an entry; ``props``: its dead properties, when already loaded."""
+        cls = FolderResource if entry.is_dir else FileResource
+        return cls(self, path, entry, environ, props=props)
 
     def forget(self, environ: dict[str, Any]) -> None:
         """Drop the request's resolution cache after the tree changed."""
@@ -110,7 +111,7 @@ class MedDAVProvider(DAVProvider):
         return "/" + (unquote(rest[1]) if len(rest) > 1 else "")
 
     def custom_request_handler(self, environ: dict[str, Any], start_response: Any, default_handler: Any) -> Any:
-        from server.dav.handlers import handle
+        from server.dav.handlers import handle  # handlers builds on this module's resources
 
         return handle(self, environ, start_response, default_handler)
 
@@ -311,16 +312,10 @@ class FolderResource(_Resource, DAVCollection):
         members = self._members()
         # Dead properties of all members in one query (PROPFIND allprop asks each).
         props = self.tree.properties(e.id for e in members)
-        out: list[_Resource] = []
-        for e in members:
-            path = util.join_uri(self.path, e.name)
-            resource: _Resource
-            if e.is_dir:
-                resource = FolderResource(self.provider, path, e, self.environ, props=props.get(e.id, {}))
-            else:
-                resource = FileResource(self.provider, path, e, self.environ, props=props.get(e.id, {}))
-            out.append(resource)
-        return out
+        return [
+            self.provider.resource_for(util.join_uri(self.path, e.name), e, self.environ, props=props.get(e.id, {}))
+            for e in members
+        ]
 
     # -- quota (RFC 4331) ---------------------------------------------------------------
 
@@ -358,18 +353,12 @@ class FolderResource(_Resource, DAVCollection):
         self.environ["meddav.node_id"] = created.id
         self.provider.forget(self.environ)
 
-    def support_recursive_delete(self) -> bool:
-        return True
-
-    def support_recursive_move(self, dest_path: str) -> bool:
-        return False
-
 
 class _Writable:
     """PUT support shared by existing and new files: stream into a tree Upload."""
 
     environ: dict[str, Any]
-    _upload: Upload | None
+    _upload: Upload | None = None  # set by begin_write(), cleared by end_write()
 
     def _expected_size(self) -> int | None:
         """The body length the client announced (Content-Length, or Finder's header)."""
@@ -393,18 +382,6 @@ class _Writable:
 
 
 class FileResource(_Writable, _Resource, DAVNonCollection):
-    def __init__(
-        self,
-        provider: MedDAVProvider,
-        path: str,
-        entry: Entry,
-        environ: dict[str, Any],
-        *,
-        props: dict[str, bytes] | None = None,
-    ) -> None:
-        super().__init__(provider, path, entry, environ, props=props)
-        self._upload = None
-
     def get_content_length(self) -> int:
         return self.entry.size
 

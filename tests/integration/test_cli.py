@@ -89,6 +89,10 @@ def test_scriptable_init_and_user_commands(tmp_path: Path) -> None:
     listed = meddav("user", "list", config=config)
     assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["admin", "bob", "carol"]
     assert "1000000" in listed.stdout
+    assert meddav("user", "quota", "bob", "5000", config=config).stdout.strip() == "quota of bob: 5000 bytes"
+    assert "5000" in meddav("user", "list", config=config).stdout
+    assert "the default (unlimited)" in meddav("user", "quota", "bob", "default", config=config).stdout
+    assert meddav("user", "quota", "bob", "lots", config=config).returncode == 1
     assert meddav("user", "disable", "bob", config=config).returncode == 0
     assert "disabled" in meddav("user", "list", config=config).stdout
     assert meddav("user", "passwd", "nobody", config=config).returncode == 1
@@ -96,8 +100,8 @@ def test_scriptable_init_and_user_commands(tmp_path: Path) -> None:
 
 def test_every_command_explains_itself() -> None:
     commands = [[], ["init"], ["serve"], ["user"], ["user", "add"], ["user", "list"], ["user", "passwd"],
-                ["user", "disable"], ["user", "enable"], ["fsck"], ["db"], ["db", "upgrade"], ["config"],
-                ["config", "check"], ["config", "example"], ["version"]]  # fmt: skip
+                ["user", "quota"], ["user", "disable"], ["user", "enable"], ["fsck"], ["db"], ["db", "upgrade"],
+                ["config"], ["config", "check"], ["config", "example"], ["version"]]  # fmt: skip
     for command in commands:
         result = meddav(*command, "--help")
         assert result.returncode == 0, command
