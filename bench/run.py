@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,20 @@ def main() -> int:
     parser.add_argument("--meta-rounds", type=int, default=500)
     parser.add_argument("--rss-large-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are medians (RSS: maximum)")
+    parser.add_argument(
+        "--meddav-option",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help='a MedDAV setting for this run (TOML value), e.g. database.sqlite_synchronous=\'"normal"\'',
+    )
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args()
 
     rounds: list[dict[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="meddav-bench-") as tmp:
         tmp_path = Path(tmp)
-        inst = make_instance(tmp_path / "meddav" / "data", fast=False)
+        inst = make_instance(tmp_path / "meddav" / "data", fast=False, settings=meddav_options(args.meddav_option))
         (tmp_path / "wsgidav").mkdir()
         meddav = ServerProcess(inst.config_path)
         plain = PlainWsgidav(tmp_path / "wsgidav")
@@ -155,6 +163,16 @@ def main() -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+def meddav_options(specs: list[str]) -> dict[str, dict[str, Any]]:
+    """``section.key=value`` strings (TOML values) as configuration sections."""
+    options: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        section, _, key = name.partition(".")
+        options.setdefault(section, {})[key] = tomllib.loads(f"v = {value}")["v"]
+    return options
 
 
 def combine(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
