@@ -116,7 +116,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help='a MedDAV setting for this run (TOML value), e.g. database.sqlite_synchronous=\'"normal"\'',
+        help="a MedDAV setting for this run (TOML value), e.g. database.sqlite_synchronous='\"normal\"'",
     )
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args()

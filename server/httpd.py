@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Callable
+import threading
 from types import FrameType
 from typing import TextIO
 
@@ -106,23 +106,34 @@ def serve(
         "serving",
         extra={"fields": {"version": __version__, "host": host, "port": actual, "tls": bool(settings.tls_cert)}},
     )
+    # SIGINT (Ctrl-C) and SIGTERM stop the server from a helper thread: raising
+    # KeyboardInterrupt in the main thread could land inside library code that
+    # swallows it, and leave the server running.
+    stopper = threading.Thread(target=server.stop, name="meddav-stop")
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            print("\nStopping…", file=out, flush=True)
+            stopper.start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"MedDAV {__version__} serving WebDAV at {dav_url}", file=out)
     if banner_extra:
         print(banner_extra, file=out)
     print(mount_help(dav_url), file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous: Callable[..., object] | int | None = signal.signal(signal.SIGTERM, stop)
     try:
         server.serve()
-    except KeyboardInterrupt:
-        print("\nStopping…", file=out, flush=True)
     finally:
-        server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        if stopping.is_set():
+            stopper.join()
+        else:
+            server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         instance.close()
         serve_lock.close()
         logger.info("stopped")
