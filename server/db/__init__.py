@@ -100,7 +100,8 @@ class Database:
 
         @event.listens_for(self.engine, "connect")
         def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
-            # Let SQLAlchemy's "begin" event below emit BEGIN, not the driver.
+            # Transactions are begun explicitly, never by the driver: by read() and
+            # write() below, and for ORM sessions and migrations by the "begin" event.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
