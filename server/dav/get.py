@@ -29,6 +29,7 @@ from wsgidav import util
 from wsgidav.dav_error import HTTP_RANGE_NOT_SATISFIABLE, DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from server.dav.middleware import INSTANCE_KEY
 from server.dav.provider import FileResource
 
 if TYPE_CHECKING:
@@ -83,8 +84,6 @@ class FileGet(BaseMiddleware):
 
     def __init__(self, wsgidav_app: Any, next_app: Any, config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, next_app, config)
-        from server.dav.middleware import INSTANCE_KEY
-
         instance: Instance = config[INSTANCE_KEY]
         self.max_ranges = instance.settings.dav.max_ranges
 
