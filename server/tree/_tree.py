@@ -216,12 +216,14 @@ class Tree:
             self._current_keys[org_id] = pair
         return pair
 
-    def _key_by_record(self, c: Tx, record_id: int) -> OrgKey:
+    def _key_by_record(self, record_id: int) -> OrgKey:
+        """An organisation key by record id; the database is read only on a cache miss."""
         with self._key_lock:
             cached = self._keys_by_record.get(record_id)
         if cached is not None:
             return cached
-        row = c.one(select(org_keys_t.c.key_id, org_keys_t.c.sealed).where(org_keys_t.c.id == record_id))
+        with self.db.read() as c:
+            row = c.one(select(org_keys_t.c.key_id, org_keys_t.c.sealed).where(org_keys_t.c.id == record_id))
         if row is None:
             raise NotFound(f"organisation key {record_id} is missing")
         return self._unwrap(record_id, row.key_id, row.sealed)
@@ -253,9 +255,12 @@ class Tree:
         return self._entry(c, row) if row is not None else None
 
     def _child(self, c: Tx, parent: Entry, name: str) -> Entry | None:
-        _, key = self.org_key(c, parent.org_id)
-        sealed = seal_lookup_name(key, name, parent.id)
-        row = c.one(_BY_NAME, parent_id=parent.id, sealed=sealed)
+        return self._child_of(c, parent.id, parent.org_id, name)
+
+    def _child_of(self, c: Tx, parent_id: int, org_id: int, name: str) -> Entry | None:
+        """The member ``name`` of folder ``parent_id`` (of organisation ``org_id``), by NFC form."""
+        _, key = self.org_key(c, org_id)
+        row = c.one(_BY_NAME, parent_id=parent_id, sealed=seal_lookup_name(key, name, parent_id))
         return self._entry(c, row) if row is not None else None
 
     def get(self, node_id: int) -> Entry:
@@ -271,21 +276,15 @@ class Tree:
         a file standing where a folder is needed).  Lookup is by NFC form; the
         folder itself is not read, which spares a query on every request."""
         chain: list[Entry] = []
-        parent_id = folder_id
         with self.db.read() as c:
-            _, key = self.org_key(c, org_id)
             for name in names:
-                row = c.one(_BY_NAME, parent_id=parent_id, sealed=seal_lookup_name(key, name, parent_id))
-                if row is None:
+                entry = self._child_of(c, folder_id, org_id, name)
+                if entry is None:
                     break
-                entry = self._entry(c, row)
                 chain.append(entry)
                 if not entry.is_dir:
                     break
-                parent_id = entry.id
-                if entry.org_id != org_id:
-                    _, key = self.org_key(c, entry.org_id)
-                    org_id = entry.org_id
+                folder_id, org_id = entry.id, entry.org_id
         return chain
 
     def resolve(self, root_id: int, names: Sequence[str]) -> Entry | None:
@@ -316,11 +315,7 @@ class Tree:
         if entry.version is None:
             return io.BytesIO(b"")
         v = entry.version
-        with self._key_lock:
-            key = self._keys_by_record.get(v.org_key_id)
-        if key is None:
-            with self.db.read() as c:
-                key = self._key_by_record(c, v.org_key_id)
+        key = self._key_by_record(v.org_key_id)
         blob_key_id = bytes.fromhex(v.blob_id)
         data_key = key.open_data_key(blob_key_id, v.sealed_key)
         source, size = self.blobs.open(v.blob_id)
@@ -344,21 +339,19 @@ class Tree:
             raise NotFound(f"user {owner_id} not found")
         return row.used_bytes, self._quota(row.quota_bytes)
 
-    def allowance(self, owner_id: int, *, replacing: int = 0) -> int | None:
+    def _allowance(self, c: Tx, owner_id: int, *, replacing: int) -> int | None:
         """Bytes the owner may still store (``replacing`` bytes being freed), None if unlimited."""
-        used, quota = self.usage(owner_id)
-        if quota is None:
-            return None
-        return max(0, quota - used + replacing)
+        row = c.one(_USAGE, user_id=owner_id)
+        if row is None:
+            raise NotFound(f"user {owner_id} not found")
+        quota = self._quota(row.quota_bytes)
+        return None if quota is None else max(0, quota - row.used_bytes + replacing)
 
     def _charge(self, c: Tx, owner_id: int, delta: int) -> None:
         """Add ``delta`` bytes to the owner's usage; raise QuotaExceeded past the quota."""
         if delta > 0:
-            row = c.one(_USAGE, user_id=owner_id)
-            if row is None:
-                raise NotFound(f"user {owner_id} not found")
-            quota = self._quota(row.quota_bytes)
-            if quota is not None and row.used_bytes + delta > quota:
+            allowance = self._allowance(c, owner_id, replacing=0)
+            if allowance is not None and delta > allowance:
                 raise QuotaExceeded(f"quota of user {owner_id} exceeded")
         if delta:
             c.run(_CHARGE, user_id=owner_id, delta=delta)
@@ -426,13 +419,9 @@ class Tree:
             folder = self._folder(c, parent.id)
             record_id, key = self.org_key(c, folder.org_id)
             existing = self._child(c, folder, name)
-            row = c.one(_USAGE, user_id=folder.owner_id)
-        if existing is not None and existing.is_dir:
-            raise Conflict(f"node {existing.id} is a folder")
-        assert row is not None
-        quota = self._quota(row.quota_bytes)
-        replacing = existing.size if existing is not None else 0
-        allowance = None if quota is None else max(0, quota - row.used_bytes + replacing)
+            if existing is not None and existing.is_dir:
+                raise Conflict(f"node {existing.id} is a folder")
+            allowance = self._allowance(c, folder.owner_id, replacing=existing.size if existing is not None else 0)
         if expected_size is not None and allowance is not None and expected_size > allowance:
             raise QuotaExceeded(f"quota of user {folder.owner_id} exceeded")
         return Upload(self, parent.id, name, record_id, key, allowance=allowance, expected_size=expected_size)
@@ -583,8 +572,8 @@ class Tree:
             folder = self._folder(c, new_parent.id)
             record_id, key = self.org_key(c, folder.org_id)
             target = self._child(c, folder, new_name)
-        replacing = target.size if target is not None and not target.is_dir else 0
-        allowance = self.allowance(folder.owner_id, replacing=replacing)
+            replacing = target.size if target is not None and not target.is_dir else 0
+            allowance = self._allowance(c, folder.owner_id, replacing=replacing)
         if allowance is not None and total > allowance:
             raise QuotaExceeded(f"quota of user {folder.owner_id} exceeded")
 
