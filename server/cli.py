@@ -14,11 +14,14 @@ import secrets
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from server import __version__
 from server.config import ENV_VAR, LogSettings, Settings, load_settings, render_example
 from server.errors import ConfigError, KeyFileError, MedDAVError
+
+if TYPE_CHECKING:
+    from server.instance import Instance
 
 __all__ = ["main"]
 
@@ -48,18 +51,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def _open(args: argparse.Namespace, *, upgrade_schema: bool = False) -> Any:
+def _open(args: argparse.Namespace) -> Instance:
+    """Open the configured instance, logging warnings only unless serving."""
     from server.instance import open_instance
-
-    settings = _settings(args)
     from server.log import setup_logging
 
-    setup_logging(
-        LogSettings(level="warning", format=settings.log.format, request_log=False)
-        if args.command != "serve"
-        else settings.log
-    )
-    return open_instance(settings, upgrade_schema=upgrade_schema)
+    settings = _settings(args)
+    quiet = LogSettings(level="warning", format=settings.log.format, request_log=False)
+    setup_logging(settings.log if args.command == "serve" else quiet)
+    return open_instance(settings)
 
 
 def _read_password(args: argparse.Namespace) -> str | None:

@@ -49,10 +49,6 @@ class FsckReport:
     missing: list[tuple[int, str]] = field(default_factory=list)  # (node id, blob id)
     removed: bool = False
 
-    @property
-    def clean(self) -> bool:
-        return not (self.orphan_blobs or self.stale_uploads or self.orphan_versions or self.missing)
-
     def lines(self) -> list[str]:
         verb = "removed" if self.removed else "found"
         out = [f"blobs checked: {self.blobs_checked}"]

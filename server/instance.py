@@ -93,7 +93,7 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
     )
 
 
-def open_instance(settings: Settings, *, upgrade_schema: bool = False) -> Instance:
+def open_instance(settings: Settings) -> Instance:
     """Open an initialised instance; raise ConfigError or KeyFileError naming the fix."""
     data_dir = settings.storage.data_dir
     source = str(settings.source or "configuration")
@@ -108,15 +108,13 @@ def open_instance(settings: Settings, *, upgrade_schema: bool = False) -> Instan
     instance = _services(settings, master)
     try:
         revision, head = instance.db.revision(), instance.db.head()
+        if revision is None:
+            raise ConfigError(source, [f"no MedDAV database at {settings.database.url}: run meddav init first"])
         if revision != head:
-            if revision is None and not upgrade_schema:
-                raise ConfigError(source, [f"no MedDAV database at {settings.database.url}: run meddav init first"])
-            if not upgrade_schema:
-                raise ConfigError(
-                    source,
-                    [f"database schema is at revision {revision}, this MedDAV needs {head}: run meddav db upgrade"],
-                )
-            instance.db.upgrade()
+            raise ConfigError(
+                source,
+                [f"database schema is at revision {revision}, this MedDAV needs {head}: run meddav db upgrade"],
+            )
         with instance.db.read() as c:
             record = c.one(select(instance_t.c.instance_id, instance_t.c.key_check))
         if record is None:
