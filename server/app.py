@@ -57,37 +57,58 @@ class RequestLog:
             headers.extend(h for h in self.headers if h[0].lower() not in present)
             return start_response(status, headers, exc_info)
 
-        result = self.app(environ, start)
-        return self._logged(result, environ, state, started)
+        return _LoggedResponse(self.app(environ, start), environ, state, started, enabled=self.enabled)
 
-    def _logged(
-        self, result: Iterable[bytes], environ: dict[str, Any], state: dict[str, Any], started: float
-    ) -> Iterator[bytes]:
-        sent = 0
+
+class _LoggedResponse:
+    """A response body that counts what it yields and logs the request when closed.
+
+    The server calls ``close()`` after the response went out (cheroot sends
+    the headers of a bodiless answer only once the body is exhausted), so the
+    log line costs the client no latency; a client that hangs up is logged too.
+    """
+
+    def __init__(
+        self, body: Iterable[bytes], environ: dict[str, Any], state: dict[str, Any], started: float, *, enabled: bool
+    ) -> None:
+        self.body = body
+        self.environ = environ
+        self.state = state
+        self.started = started
+        self.enabled = enabled
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
         try:
-            for chunk in result:
-                sent += len(chunk)
-                yield chunk
-        finally:
-            close = getattr(result, "close", None)
+            close = getattr(self.body, "close", None)
             if close is not None:
                 close()
+        finally:
             if self.enabled:
-                principal = environ.get("meddav.principal")
-                access_log.info(
-                    "request",
-                    extra={
-                        "fields": {
-                            "method": environ.get("REQUEST_METHOD"),
-                            "surface": "dav" if environ.get("SCRIPT_NAME", "").startswith(MOUNT_PATH) else "web",
-                            "node": environ.get("meddav.node_id", "-"),
-                            "user": principal.user_id if principal else "-",
-                            "status": state["status"],
-                            "bytes": sent,
-                            "ms": round((time.perf_counter() - started) * 1000, 1),
-                        }
-                    },
-                )
+                self._log()
+
+    def _log(self) -> None:
+        environ = self.environ
+        principal = environ.get("meddav.principal")
+        access_log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": environ.get("REQUEST_METHOD"),
+                    "surface": "dav" if environ.get("SCRIPT_NAME", "").startswith(MOUNT_PATH) else "web",
+                    "node": environ.get("meddav.node_id", "-"),
+                    "user": principal.user_id if principal else "-",
+                    "status": self.state["status"],
+                    "bytes": self.sent,
+                    "ms": round((time.perf_counter() - self.started) * 1000, 1),
+                }
+            },
+        )
 
 
 def create_app(instance: Instance) -> Any:

@@ -76,6 +76,7 @@ class StorageSettings:
 class DatabaseSettings:
     url: str
     sqlite_synchronous: str
+    namespace_sync_ms: int
     busy_timeout_ms: int
 
 
@@ -298,7 +299,10 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
             default_quota_bytes=sto["default_quota_bytes"],
         ),
         database=DatabaseSettings(
-            url=url, sqlite_synchronous=db["sqlite_synchronous"], busy_timeout_ms=db["busy_timeout_ms"]
+            url=url,
+            sqlite_synchronous=db["sqlite_synchronous"],
+            namespace_sync_ms=db["namespace_sync_ms"],
+            busy_timeout_ms=db["busy_timeout_ms"],
         ),
         dav=DavSettings(**dav),
         auth=AuthSettings(**auth),

@@ -221,6 +221,18 @@ SCHEMA: tuple[Section, ...] = (
                 choice("full", "normal"),
             ),
             Option(
+                "namespace_sync_ms",
+                1000,
+                (
+                    "Changes of names only (MKCOL, MOVE and DELETE of folders, renames, PROPPATCH) are acknowledged "
+                    "before their fsync, which follows within this many milliseconds, as a file system does with "
+                    "its metadata; a power cut in between may undo them, never a stored file. Contents, and "
+                    "whatever frees a stored file, are durable when acknowledged. 0: every change is durable "
+                    "when acknowledged."
+                ),
+                integer(0, 60000),
+            ),
+            Option(
                 "busy_timeout_ms",
                 10000,
                 "How long a write waits for the database lock before failing, in milliseconds.",

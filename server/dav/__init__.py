@@ -6,6 +6,8 @@
 - :mod:`~server.dav.locks`      locks in the database (sealed paths)
 - :mod:`~server.dav.middleware` Basic authentication and request limits
 - :mod:`~server.dav.get`        GET and HEAD of files, ranges included, without RequestServer
+- :mod:`~server.dav.namespace`  plain MKCOL, DELETE and MOVE, without RequestServer
+- :mod:`~server.dav.responses`  the Date header and bodiless statuses, cheaply
 - :mod:`~server.dav.handlers`   PUT checks, COPY/MOVE statuses, PROPFIND propname
 - :mod:`~server.dav.errors`     MedDAV errors -> HTTP statuses
 
@@ -25,6 +27,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from server.dav.get import FileGet
 from server.dav.locks import DatabaseLockStorage
 from server.dav.middleware import INSTANCE_KEY, BasicAuth, ErrorShield, RequestLimits
+from server.dav.namespace import NamespaceOps
 from server.dav.provider import MedDAVProvider
 
 if TYPE_CHECKING:
@@ -49,7 +52,15 @@ def create_dav_app(instance: Instance) -> Any:
             instance.db, instance.lock_sealer, max_timeout=instance.settings.dav.max_lock_timeout_seconds
         ),
         "property_manager": None,  # dead properties are handled by the provider, in the database
-        "middleware_stack": [ErrorPrinter, ErrorShield, BasicAuth, RequestLimits, FileGet, RequestResolver],
+        "middleware_stack": [
+            ErrorPrinter,
+            ErrorShield,
+            BasicAuth,
+            RequestLimits,
+            FileGet,
+            NamespaceOps,
+            RequestResolver,
+        ],
         "http_authenticator": {"accept_basic": False, "accept_digest": False, "default_to_digest": False},
         "dir_browser": {"enable": False},
         "block_size": BLOCK_SIZE,

@@ -31,6 +31,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from server.dav.middleware import INSTANCE_KEY
 from server.dav.provider import FileResource
+from server.dav.responses import http_date
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -113,7 +114,7 @@ class FileGet(BaseMiddleware):
             ("Last-Modified", util.get_rfc1123_time(modified)),
             ("ETag", f'"{etag}"'),
             ("Accept-Ranges", "bytes"),
-            ("Date", util.get_rfc1123_time()),
+            ("Date", http_date()),
         ]
         ranges = self._ranges(environ, size, etag, modified)
         if ranges is None or len(ranges) > self.max_ranges:

@@ -45,6 +45,7 @@ class DatabaseLockStorage:
         self._max_timeout = max_timeout
         self._locks: dict[str, LockDict] = {}  # token -> lock
         self._by_root: dict[str, set[str]] = {}  # root path -> tokens
+        self._per_tree: dict[str, int] = {}  # tree root id (first path segment) -> lock count
         self._mutex = threading.RLock()
 
     def __repr__(self) -> str:
@@ -61,6 +62,7 @@ class DatabaseLockStorage:
         with self._mutex:
             self._locks.clear()
             self._by_root.clear()
+            self._per_tree.clear()
             for row in rows:
                 if row.expire < now:
                     expired.append(row.token)
@@ -96,14 +98,21 @@ class DatabaseLockStorage:
         with self._mutex:
             self._locks.clear()
             self._by_root.clear()
+            self._per_tree.clear()
         with self._db.write() as c:
             c.run(delete(locks_t))
 
     # -- internals -----------------------------------------------------------------
 
+    @staticmethod
+    def _tree_of(root: str) -> str:
+        return root.split("/", 2)[1]
+
     def _index(self, lock: LockDict) -> None:
         self._locks[lock["token"]] = lock
         self._by_root.setdefault(lock["root"], set()).add(lock["token"])
+        tree = self._tree_of(lock["root"])
+        self._per_tree[tree] = self._per_tree.get(tree, 0) + 1
 
     def _unindex(self, token: str) -> LockDict | None:
         lock = self._locks.pop(token, None)
@@ -113,6 +122,10 @@ class DatabaseLockStorage:
                 tokens.discard(token)
                 if not tokens:
                     del self._by_root[lock["root"]]
+            tree = self._tree_of(lock["root"])
+            self._per_tree[tree] -= 1
+            if not self._per_tree[tree]:
+                del self._per_tree[tree]
         return lock
 
     def _forget_stored(self, tokens: list[str]) -> None:
@@ -136,6 +149,15 @@ class DatabaseLockStorage:
         """True when no lock is held at all (expired ones may still count)."""
         with self._mutex:
             return not self._locks
+
+    def holds_locks_in(self, root_id: int) -> bool:
+        """True when some lock (perhaps expired) lies in the tree of root node ``root_id``.
+
+        Lock URLs start with the root id (see the module docstring); requests in
+        a tree without locks skip every lock check, which is what most are.
+        """
+        with self._mutex:
+            return str(root_id) in self._per_tree
 
     # -- the storage interface -------------------------------------------------------
 

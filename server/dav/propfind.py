@@ -28,6 +28,7 @@ from lxml import etree
 from wsgidav import util
 
 from server.dav.provider import FileResource, FolderResource, MedDAVProvider, _Resource
+from server.dav.responses import http_date
 
 __all__ = ["answer_propfind", "parse_xml"]
 
@@ -178,26 +179,25 @@ def answer_propfind(provider: MedDAVProvider, environ: dict[str, Any], start_res
     resources: list[_Resource] = [resource]
     if depth == "1" and isinstance(resource, FolderResource):
         resources.extend(resource.get_member_list())
-    lock_xml = _lock_renderer(provider)
+    lock_xml = _lock_renderer(provider, environ)
     payload = render(resources, mode, lock_xml)
     start_response(
         "207 Multi-Status",
         [
             ("Content-Type", "application/xml; charset=utf-8"),
             ("Content-Length", str(len(payload))),
-            ("Date", util.get_rfc1123_time()),
+            ("Date", http_date()),
         ],
     )
     return [payload]
 
 
-def _lock_renderer(provider: MedDAVProvider) -> Callable[[_Resource], str] | None:
-    """How to render lockdiscovery: empty when no lock exists at all (the usual case)."""
+def _lock_renderer(provider: MedDAVProvider, environ: dict[str, Any]) -> Callable[[_Resource], str] | None:
+    """How to render lockdiscovery: empty when the tree holds no lock (the usual case)."""
     lock_manager = provider.lock_manager
     if lock_manager is None:
         return None
-    storage = lock_manager.storage
-    if hasattr(storage, "is_empty") and storage.is_empty():
+    if not provider.holds_locks(environ):
         return lambda resource: "<D:lockdiscovery/>"
 
     def render_locks(resource: _Resource) -> str:

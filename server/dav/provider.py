@@ -32,6 +32,9 @@ from server.errors import MedDAVError
 from server.policy import Action, Principal
 from server.tree import Entry, Tree, Upload
 
+if TYPE_CHECKING:
+    from server.dav.locks import DatabaseLockStorage
+
 __all__ = ["MedDAVProvider"]
 
 logger = logging.getLogger(__name__)
@@ -99,6 +102,20 @@ class MedDAVProvider(DAVProvider):
         """The resource of an entry; ``props``: its dead properties, when already loaded."""
         cls = FolderResource if entry.is_dir else FileResource
         return cls(self, path, entry, environ, props=props)
+
+    def holds_locks(self, environ: dict[str, Any]) -> bool:
+        """Whether any lock lies in the requesting principal's tree.
+
+        Most trees hold none, most of the time; their requests skip every lock
+        check (a lock taken meanwhile by a concurrent LOCK is no different from
+        one taken just after the request).
+        """
+        lock_manager = self.lock_manager
+        if lock_manager is None:
+            return False
+        principal: Principal = environ["meddav.principal"]
+        storage: DatabaseLockStorage = lock_manager.storage
+        return storage.holds_locks_in(principal.root_id)
 
     def forget(self, environ: dict[str, Any]) -> None:
         """Drop the request's resolution cache after the tree changed."""
@@ -236,7 +253,7 @@ class _Resource:
 
     def _check_locks_below(self) -> None:
         lock_manager = self.provider.lock_manager
-        if lock_manager is not None:
+        if lock_manager is not None and self.provider.holds_locks(self.environ):
             lock_manager.check_write_permission(
                 url=self.get_ref_url(),
                 depth="infinity",
@@ -245,7 +262,7 @@ class _Resource:
             )
 
     def _drop_locks(self, ref_url: str) -> None:
-        if self.provider.lock_manager is not None:
+        if self.provider.lock_manager is not None and self.provider.holds_locks(self.environ):
             self.provider.lock_manager.remove_all_locks_from_url(ref_url, recursive=True)
 
     def _destination(self, dest_path: str) -> tuple[FolderResource, str, _Resource | None]:

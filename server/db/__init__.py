@@ -40,6 +40,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from server.config import Settings
 from server.db import models
+from server.db._sync import WalSyncer
 from server.db._tx import Prepared, Tx, prepared
 from server.errors import Busy
 
@@ -54,10 +55,11 @@ T = TypeVar("T")
 class _Work(Generic[T]):
     """One caller's share of a group commit."""
 
-    __slots__ = ("done", "error", "result", "work")
+    __slots__ = ("done", "durable", "error", "result", "work")
 
-    def __init__(self, work: Callable[[Tx], T]) -> None:
+    def __init__(self, work: Callable[[Tx], T], durable: bool) -> None:
         self.work = work
+        self.durable = durable
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -93,6 +95,14 @@ class Database:
         self._busy_seconds = settings.database.busy_timeout_ms / 1000
         dbapi = self.engine.dialect.loaded_dbapi
         self._driver_errors: tuple[type[BaseException], ...] = (dbapi.OperationalError, dbapi.InterfaceError)
+        # Commits of changes to names only may be acknowledged before their fsync (see grouped()).
+        self._syncer: WalSyncer | None = None
+        database_file = self.engine.url.database
+        full = settings.database.sqlite_synchronous == "full"
+        if self.is_sqlite and full and settings.database.namespace_sync_ms and database_file:
+            self._syncer = WalSyncer(Path(database_file), settings.database.namespace_sync_ms / 1000)
+        self.durable_commits = 0  # counted by grouped(), for tests and metrics
+        self.deferred_commits = 0
 
     def _setup_sqlite(self, settings: Settings) -> None:
         synchronous = settings.database.sqlite_synchronous.upper()
@@ -125,6 +135,9 @@ class Database:
             self._local.depth = 0
             with self._owned_lock:
                 self._owned.append(fairy)
+            if self._syncer is not None:
+                # Commits here leave the WAL fsync to the syncer (see _commit).
+                fairy.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
         return fairy.dbapi_connection
 
     def _discard(self) -> None:
@@ -188,25 +201,34 @@ class Database:
             conn.rollback()
             raise
         else:
-            conn.commit()
+            self._commit(conn, durable=True)
         finally:
             self._local.depth = 0
             if self._writer_lock is not None:
                 self._writer_lock.release()
 
-    def grouped(self, work: Callable[[Tx], T]) -> T:
+    def grouped(self, work: Callable[[Tx], T], *, durable: bool = True) -> T:
         """Run ``work`` in a write transaction shared with other threads' work.
 
         Concurrent writers of this process commit together: one ``COMMIT``,
         hence one WAL fsync with ``synchronous = full``, for the batch.  Each
         piece of work runs inside its own savepoint, so one that raises is
         rolled back alone and its exception re-raised to its caller; the others
-        commit.  Returns what ``work`` returned once it is durable.
+        commit.  Returns what ``work`` returned once it is committed.
+
+        ``durable=False`` is for changes of names only (creating a folder,
+        renaming, deleting rows that hold no content): their commit skips the
+        fsync, which :class:`~server.db._sync.WalSyncer` does within
+        ``[database] namespace_sync_ms``, like a file system's metadata.
+        Work that must not be undone by a power cut once acknowledged (it
+        stores content, or frees a blob that its caller deletes after the
+        commit) calls ``tx.require_durable()``; a batch holding any durable
+        work commits durably.
         """
         if self._writer_lock is None:
             with self.write() as tx:
                 return work(tx)
-        item: _Work[T] = _Work(work)
+        item: _Work[T] = _Work(work, durable or self._syncer is None)
         with self._pending_lock:
             self._pending.append(item)
         with self._writer_lock:
@@ -235,7 +257,8 @@ class Database:
                     conn.execute("ROLLBACK TO meddav_work")
                     item.error = exc
                 conn.execute("RELEASE meddav_work")
-            conn.commit()
+            durable = tx.durable or any(item.durable for item in batch)
+            self._commit(conn, durable=durable)
         except BaseException as exc:
             if isinstance(exc, self._driver_errors):
                 self._discard()
@@ -252,6 +275,18 @@ class Database:
             self._local.depth = 0
             for item in batch:
                 item.done = True
+
+    def _commit(self, conn: Any, *, durable: bool) -> None:
+        """Commit, durably (fsync before returning) or not (fsync within the window)."""
+        conn.commit()
+        if durable:
+            self.durable_commits += 1
+            if self._syncer is not None:
+                self._syncer.sync_now()
+        else:
+            self.deferred_commits += 1
+            assert self._syncer is not None
+            self._syncer.request()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -287,6 +322,8 @@ class Database:
         return head
 
     def close(self) -> None:
+        if self._syncer is not None:
+            self._syncer.close()
         with self._owned_lock:
             owned, self._owned = self._owned, []
         for fairy in owned:

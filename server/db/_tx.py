@@ -87,15 +87,20 @@ Statement = Prepared | ClauseElement
 class Tx:
     """One transaction: run statements, get named-tuple rows back.
 
-    Obtained from ``Database.read()`` or ``Database.write()``, which begin it
-    and end it (commit or roll back).
+    Obtained from ``Database.read()``, ``write()`` or ``grouped()``, which
+    begin it and end it (commit or roll back).
     """
 
-    __slots__ = ("_conn", "_dialect")
+    __slots__ = ("_conn", "_dialect", "durable")
 
     def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
         self._conn = dbapi_connection
         self._dialect = dialect
+        self.durable = False
+
+    def require_durable(self) -> None:
+        """This transaction must be on disk when it is acknowledged (see ``Database.grouped``)."""
+        self.durable = True
 
     def _execute(self, stmt: Statement, params: Mapping[str, Any]) -> tuple[Any, _Compiled]:
         if isinstance(stmt, Prepared):

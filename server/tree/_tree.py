@@ -5,7 +5,9 @@ preceded, for operations that carry bytes, by the blob work done *outside*
 any transaction: an upload or a copy first makes its blobs durable, then
 commits the rows that point to them, then deletes the blobs the commit made
 unreachable.  A crash between those steps leaves either the old or the new
-state plus orphan blobs, which ``meddav fsck`` removes.
+state plus orphan blobs, which ``meddav fsck`` removes.  Changes of names
+only (a new folder, a rename, deleting rows that hold no content) commit
+without waiting for their fsync (``Database.grouped(durable=False)``).
 
 Queries are SQLAlchemy Core statements: this module is on the path of every
 request, and an ORM round trip costs ten times a Core one here.
@@ -396,7 +398,7 @@ class Tree:
             self._touch(c, folder.id, now)
             return self._get(c, node_id)
 
-        entry = self.db.grouped(work)
+        entry = self.db.grouped(work, durable=False)  # rows only
         assert entry is not None
         return entry
 
@@ -478,7 +480,7 @@ class Tree:
             self._touch(c, entry.id, mtime)
             return self._get(c, entry.id)
 
-        updated = self.db.grouped(work)
+        updated = self.db.grouped(work, durable=False)  # a time only
         if updated is None:
             raise NotFound(f"node {entry.id} not found")
         return updated
@@ -516,7 +518,7 @@ class Tree:
             self._touch(c, node.parent_id, now)
             return replaced, replaced_blobs
 
-        replaced, replaced_blobs = self.db.grouped(work)
+        replaced, replaced_blobs = self.db.grouped(work, durable=False)  # unless it replaces content
         for blob_id in replaced_blobs:
             self.blobs.delete(blob_id)
         return replaced
@@ -533,12 +535,13 @@ class Tree:
             self._touch(c, node.parent_id, time.time())
             return self._delete_subtree(c, node)
 
-        for blob_id in self.db.grouped(work):
+        for blob_id in self.db.grouped(work, durable=False):  # unless it removes content
             self.blobs.delete(blob_id)
 
     def _delete_subtree(self, c: Tx, node: Entry) -> list[str]:
         """Delete the rows of a subtree and credit the owner; return the blob ids to
-        delete once the transaction has committed."""
+        delete once the transaction has committed, durably: a power cut must not
+        bring back rows whose blobs are gone."""
         if not node.is_dir or c.scalar(_ANY_CHILD, node_id=node.id) is None:
             # A file or an empty folder, the common case: a few prepared statements.
             c.run(_DELETE_NODE_PROPERTIES, node_id=node.id)
@@ -546,7 +549,10 @@ class Tree:
             if node.version is not None:
                 c.run(_DELETE_VERSION, version_id=node.version.id)
             self._charge(c, node.owner_id, -node.size)
-            return [node.version.blob_id] if node.version is not None else []
+            if node.version is None:
+                return []
+            c.require_durable()
+            return [node.version.blob_id]
         rows = sorted(c.all(_SUBTREE, node_id=node.id), key=lambda r: r.depth, reverse=True)  # children first
         ids = [r.id for r in rows]
         version_ids = [r.version_id for r in rows if r.version_id is not None]
@@ -557,7 +563,10 @@ class Tree:
         for chunk in _chunks(version_ids):
             c.run(delete(versions_t).where(versions_t.c.id.in_(chunk)))
         self._charge(c, node.owner_id, -sum(r.size for r in rows))
-        return [r.blob_id for r in rows if r.blob_id is not None]
+        blob_ids = [r.blob_id for r in rows if r.blob_id is not None]
+        if blob_ids:
+            c.require_durable()
+        return blob_ids
 
     def copy(self, entry: Entry, new_parent: Entry, new_name: str, *, overwrite: bool, recursive: bool) -> bool:
         """Copy a node (a folder with its members when ``recursive``).
@@ -735,7 +744,7 @@ class Tree:
                         p_value=seal_property(key, entry.id, name, value),
                     )
 
-        self.db.grouped(work)
+        self.db.grouped(work, durable=False)  # properties are metadata
 
 
 class Upload:
