@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -45,9 +46,12 @@ def _timestamp(record: logging.LogRecord) -> str:
     return f"{text}.{int(record.msecs):03d}Z"
 
 
+_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+
+
 def _quote(value: Any) -> str:
     text = str(value)
-    if text and not any(c in text for c in ' "=\\\n\t'):
+    if text and _NEEDS_QUOTES.search(text) is None:
         return text
     return json.dumps(text, ensure_ascii=False)
 

@@ -35,6 +35,7 @@ from server.crypto import (
     KeyRing,
     OrgKey,
     WrappedKey,
+    lookup_form,
     open_name,
     open_property,
     seal_given_name,
@@ -232,9 +233,16 @@ class Tree:
 
     # -- reading ---------------------------------------------------------------
 
-    def _entry(self, c: Tx, row: Any) -> Entry:
-        _, key = self.org_key(c, row.org_id)
-        name = open_name(key, row.name, row.given_name, row.parent_id) if row.parent_id is not None else ""
+    def _entry(self, c: Tx, row: Any, *, lookup_name: str | None = None) -> Entry:
+        """The entry of a node row; ``lookup_name``: the NFC name the row was found by, if so."""
+        if row.parent_id is None:
+            name = ""
+        elif row.given_name is None and lookup_name is not None:
+            # Found by the deterministic ciphertext of this very name: no need to decrypt it.
+            name = lookup_name
+        else:
+            _, key = self.org_key(c, row.org_id)
+            name = open_name(key, row.name, row.given_name, row.parent_id)
         ref = None
         if row.version_id is not None:
             ref = VersionRef(row.version_id, row.blob_id, row.org_key_id, row.sealed_key, row.version_size)
@@ -262,8 +270,9 @@ class Tree:
     def _child_of(self, c: Tx, parent_id: int, org_id: int, name: str) -> Entry | None:
         """The member ``name`` of folder ``parent_id`` (of organisation ``org_id``), by NFC form."""
         _, key = self.org_key(c, org_id)
-        row = c.one(_BY_NAME, parent_id=parent_id, sealed=seal_lookup_name(key, name, parent_id))
-        return self._entry(c, row) if row is not None else None
+        lookup = lookup_form(name)
+        row = c.one(_BY_NAME, parent_id=parent_id, sealed=seal_lookup_name(key, lookup, parent_id))
+        return self._entry(c, row, lookup_name=lookup) if row is not None else None
 
     def get(self, node_id: int) -> Entry:
         with self.db.read() as c:
