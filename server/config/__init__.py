@@ -28,13 +28,17 @@ from server.errors import ConfigError
 __all__ = [
     "ENV_VAR",
     "SCHEMA",
+    "AuditSettings",
     "AuthSettings",
     "DatabaseSettings",
     "DavSettings",
     "LogSettings",
+    "MailSettings",
+    "PasswordSettings",
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "ThrottleSettings",
     "default_key_file",
     "is_loopback",
     "load_settings",
@@ -57,6 +61,7 @@ class ServerSettings:
     threads: int
     timeout_seconds: int
     max_header_bytes: int
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def tls(self) -> bool:
@@ -99,6 +104,42 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class PasswordSettings:
+    min_length: int
+    max_length: int
+    min_strength: int
+    require_digit: bool
+    require_lower: bool
+    require_upper: bool
+    require_symbol: bool
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    delay_after: int
+    max_delay_seconds: int
+    max_failures: int
+    window_seconds: int
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    backend: str
+    from_address: str
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str
+    smtp_username: str
+    smtp_password: str
+    smtp_timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    retention_days: int
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str
     format: str
@@ -113,6 +154,10 @@ class Settings:
     dav: DavSettings
     auth: AuthSettings
     log: LogSettings
+    passwords: PasswordSettings
+    throttle: ThrottleSettings
+    mail: MailSettings
+    audit: AuditSettings
     #: The file these settings came from (None when built in code).
     source: Path | None = None
 
@@ -290,6 +335,7 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
             threads=srv["threads"],
             timeout_seconds=srv["timeout_seconds"],
             max_header_bytes=srv["max_header_bytes"],
+            trusted_proxies=tuple(srv["trusted_proxies"]),
         ),
         storage=StorageSettings(
             data_dir=data_dir,
@@ -307,6 +353,10 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
         dav=DavSettings(**dav),
         auth=AuthSettings(**auth),
         log=LogSettings(**log),
+        passwords=PasswordSettings(**v["passwords"]),
+        throttle=ThrottleSettings(**v["throttle"]),
+        mail=MailSettings(**v["mail"]),
+        audit=AuditSettings(**v["audit"]),
         source=source,
     )
 

@@ -118,6 +118,29 @@ def url_prefix(value: Any) -> str:
     return url
 
 
+def networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    hint = 'must be a list of addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/8"]'
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Invalid(hint)
+    try:
+        return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in value)
+    except ValueError as exc:
+        raise Invalid(f"{exc}; {hint}") from None
+
+
+def email_address(*, allow_empty: bool = False) -> Validator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid('must be an e-mail address in double quotes, e.g. "MedDAV <no-reply@example.org>"')
+        if not value.strip() and allow_empty:
+            return ""
+        if "@" not in value or any(c in value for c in "\r\n"):
+            raise Invalid('must be an e-mail address, e.g. "MedDAV <no-reply@example.org>"')
+        return value.strip()
+
+    return check
+
+
 # -- the schema ---------------------------------------------------------------
 
 _PORT_HINT = "; pick a free port such as 8080"
@@ -173,6 +196,16 @@ SCHEMA: tuple[Section, ...] = (
                 65536,
                 "Largest request head (request line and headers) accepted, in bytes.",
                 integer(8192, 1048576),
+            ),
+            Option(
+                "trusted_proxies",
+                [],
+                (
+                    "Reverse proxies whose X-Forwarded-For header is believed (addresses or networks); the "
+                    "client address of any other request is the peer's, whatever the headers say."
+                ),
+                networks,
+                shown_default="[]",
             ),
         ),
     ),
@@ -304,6 +337,91 @@ SCHEMA: tuple[Section, ...] = (
             ),
             Option("argon2_memory_kib", 65536, "Argon2id memory per hash, in KiB.", integer(8, 4 * 1048576)),
             Option("argon2_parallelism", 4, "Argon2id lanes.", integer(1, 64)),
+        ),
+    ),
+    Section(
+        "passwords",
+        "What a password chosen by a person must be (account passwords; share passwords later).",
+        (
+            Option("min_length", 12, "Fewest characters.", integer(6, 128)),
+            Option(
+                "max_length",
+                128,
+                "Most characters (Argon2 hashes any length; this bounds the work).",
+                integer(16, 1024),
+            ),
+            Option(
+                "min_strength",
+                3,
+                (
+                    "Least zxcvbn strength score (0-4): refuses common passwords, words from dictionaries, "
+                    "keyboard walks and the user's own name. 0: no check."
+                ),
+                integer(0, 4),
+            ),
+            Option("require_digit", False, "Require a digit (a composition policy some portals impose).", boolean),
+            Option("require_lower", False, "Require a lower-case letter.", boolean),
+            Option("require_upper", False, "Require an upper-case letter.", boolean),
+            Option("require_symbol", False, "Require a character that is neither a letter nor a digit.", boolean),
+        ),
+    ),
+    Section(
+        "throttle",
+        "Failed logins, on every surface, counted per account and per client address.",
+        (
+            Option(
+                "delay_after",
+                3,
+                (
+                    "Failures after which each further attempt must wait a growing delay (1 s, 2 s, 4 s...); "
+                    "an attempt before the delay is over gets 429 with Retry-After, unchecked."
+                ),
+                integer(1, 1000),
+            ),
+            Option("max_delay_seconds", 60, "Longest of those delays.", integer(1, 3600)),
+            Option(
+                "max_failures",
+                10,
+                "Failures within window_seconds after which every attempt gets 429 until the window has passed.",
+                integer(2, 10000),
+            ),
+            Option("window_seconds", 600, "How long a failure counts.", integer(10, 86400)),
+        ),
+    ),
+    Section(
+        "mail",
+        "Outgoing e-mail (invitations, password resets, alerts). Mails never carry file names or contents.",
+        (
+            Option(
+                "backend",
+                "console",
+                '"console": write messages to the log, secrets masked (no mail server needed); "smtp": send them.',
+                choice("console", "smtp"),
+            ),
+            Option("from_address", "MedDAV <no-reply@localhost>", "Sender of every message.", email_address()),
+            Option("smtp_host", "localhost", "SMTP server.", host),
+            Option("smtp_port", 587, "SMTP port (587 for STARTTLS, 465 for TLS, 25 for none).", integer(1, 65535)),
+            Option(
+                "smtp_security",
+                "starttls",
+                '"starttls", "tls" (implicit TLS) or "none" (loopback relays only).',
+                choice("starttls", "tls", "none"),
+            ),
+            Option("smtp_username", "", "SMTP login; empty: no authentication.", text()),
+            Option("smtp_password", "", "SMTP password.", text()),
+            Option("smtp_timeout_seconds", 10, "Give up on the SMTP server after this many seconds.", integer(1, 300)),
+        ),
+    ),
+    Section(
+        "audit",
+        "The audit log: who did what, when, from where, with which outcome (ids, never file names).",
+        (
+            Option(
+                "retention_days",
+                365,
+                "Rows older than this are removed by meddav audit prune; the rest stays verifiable. 0: keep all.",
+                integer(0, 36500),
+            ),
         ),
     ),
     Section(

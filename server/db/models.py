@@ -29,6 +29,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "KIND_DIR",
     "KIND_FILE",
+    "AuditAnchor",
+    "AuditRecord",
     "Base",
     "DeadProperty",
     "Instance",
@@ -38,6 +40,8 @@ __all__ = [
     "Organisation",
     "User",
     "Version",
+    "audit_anchor_t",
+    "audit_t",
     "dead_properties_t",
     "instance_t",
     "locks_t",
@@ -172,6 +176,45 @@ class LockRecord(Base):
     expire: Mapped[float] = mapped_column(Float, index=True)
 
 
+class AuditRecord(Base):
+    """One audited request or action, chained to the previous row.
+
+    ``hash`` is the SHA-256 of ``prev_hash`` and a canonical encoding of the
+    row's other fields (see server.audit); nothing here is health data: ids,
+    never names.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    org_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    principal: Mapped[str] = mapped_column(String(160))
+    address: Mapped[str] = mapped_column(String(64))
+    surface: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(40))
+    node_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    target_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditAnchor(Base):
+    """One row: where the chain starts after pruning (the hash the first kept row must follow)."""
+
+    __tablename__ = "audit_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_id: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    pruned_rows: Mapped[int] = mapped_column(BigInteger)
+    pruned_at: Mapped[float] = mapped_column(Float)
+
+
 # Core handles on the tables, for the request paths (see server.db).
 instance_t = cast(Table, Instance.__table__)
 organisations_t = cast(Table, Organisation.__table__)
@@ -181,3 +224,5 @@ nodes_t = cast(Table, Node.__table__)
 versions_t = cast(Table, Version.__table__)
 dead_properties_t = cast(Table, DeadProperty.__table__)
 locks_t = cast(Table, LockRecord.__table__)
+audit_t = cast(Table, AuditRecord.__table__)
+audit_anchor_t = cast(Table, AuditAnchor.__table__)
