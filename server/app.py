@@ -6,20 +6,22 @@
     /...          web pages (webui)
 
 Around both: the request log (method, node id, user id, status, bytes,
-duration; never a path, which is a file name) and the security headers every
-response carries.
+duration; never a path, which is a file name), the audit row of each WebDAV
+request (``server.dav.auditing``), and the security headers every response
+carries.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from server.dav import MOUNT_PATH, create_dav_app
+from server.dav.auditing import dav_event
 from webui import create_app as create_web_app
 
 if TYPE_CHECKING:
@@ -40,9 +42,12 @@ SECURITY_HEADERS = (
 class RequestLog:
     """Log one line per request and add the security headers."""
 
-    def __init__(self, app: Any, *, enabled: bool, hsts: bool) -> None:
+    def __init__(
+        self, app: Any, *, enabled: bool, hsts: bool, audit: Callable[[dict[str, Any], int], None] | None = None
+    ) -> None:
         self.app = app
         self.enabled = enabled
+        self.audit = audit
         self.headers = list(SECURITY_HEADERS)
         if hsts:
             self.headers.append(("Strict-Transport-Security", "max-age=31536000"))
@@ -57,7 +62,9 @@ class RequestLog:
             headers.extend(h for h in self.headers if h[0].lower() not in present)
             return start_response(status, headers, exc_info)
 
-        return _LoggedResponse(self.app(environ, start), environ, state, started, enabled=self.enabled)
+        return _LoggedResponse(
+            self.app(environ, start), environ, state, started, enabled=self.enabled, audit=self.audit
+        )
 
 
 class _LoggedResponse:
@@ -69,13 +76,21 @@ class _LoggedResponse:
     """
 
     def __init__(
-        self, body: Iterable[bytes], environ: dict[str, Any], state: dict[str, Any], started: float, *, enabled: bool
+        self,
+        body: Iterable[bytes],
+        environ: dict[str, Any],
+        state: dict[str, Any],
+        started: float,
+        *,
+        enabled: bool,
+        audit: Callable[[dict[str, Any], int], None] | None,
     ) -> None:
         self.body = body
         self.environ = environ
         self.state = state
         self.started = started
         self.enabled = enabled
+        self.audit = audit
         self.sent = 0
 
     def __iter__(self) -> Iterator[bytes]:
@@ -91,6 +106,9 @@ class _LoggedResponse:
         finally:
             if self.enabled:
                 self._log()
+            if self.audit is not None:
+                status = int(self.state["status"])
+                self.audit(self.environ, status if status >= 100 else 500)  # no status: the server answers 500
 
     def _log(self) -> None:
         environ = self.environ
@@ -114,4 +132,13 @@ class _LoggedResponse:
 def create_app(instance: Instance) -> Any:
     """The complete WSGI application of an opened instance."""
     dispatcher = DispatcherMiddleware(create_web_app(instance), {MOUNT_PATH: create_dav_app(instance)})
-    return RequestLog(dispatcher, enabled=instance.settings.log.request_log, hsts=instance.settings.server.tls)
+
+    def audit(environ: dict[str, Any], status: int) -> None:
+        if environ.get("SCRIPT_NAME", "").startswith(MOUNT_PATH):
+            event = dav_event(environ, status)
+            if event is not None:
+                instance.audit.record(event)
+
+    return RequestLog(
+        dispatcher, enabled=instance.settings.log.request_log, hsts=instance.settings.server.tls, audit=audit
+    )

@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from server import __version__
+from server.accounts import LOCALES
+from server.audit.commands import add_commands as add_audit_commands
 from server.config import ENV_VAR, LogSettings, Settings, load_settings, render_example
 from server.errors import ConfigError, KeyFileError, MedDAVError
+from server.policy import ROLE_INSTANCE_ADMIN, ROLE_MEMBER, ROLE_ORG_ADMIN, ROLES
+from server.tree import GROUP_ACCESS
 
 if TYPE_CHECKING:
     from server.instance import Instance
+    from server.tree import Entry
 
 __all__ = ["main"]
 
@@ -118,14 +123,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_org_add(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        org_id = instance.accounts.create_organisation(args.name)
+    finally:
+        instance.close()
+    print(f"created organisation {args.name.strip()} (id {org_id}) with its own key")
+    return EXIT_OK
+
+
+def cmd_org_list(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        orgs = instance.accounts.organisations()
+        counts = {o.id: len(instance.accounts.list(o.id)) for o in orgs}
+    finally:
+        instance.close()
+    print(f"{'id':>4}  {'organisation':<40} {'members':>7}  second factor")
+    for o in orgs:
+        print(f"{o.id:>4}  {o.name:<40} {counts[o.id]:>7}  {'required' if o.require_second_factor else 'optional'}")
+    return EXIT_OK
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     instance = _open(args)
     try:
         password, generated = _password(args)
-        user = instance.accounts.create_user(args.name, password, quota_bytes=args.quota)
+        org_id = instance.accounts.organisation(args.org).id if args.org is not None else None
+        user = instance.accounts.create_user(
+            args.name,
+            password,
+            org_id=org_id,
+            quota_bytes=args.quota,
+            role=args.role,
+            email=args.email,
+            locale=args.lang,
+        )
     finally:
         instance.close()
-    print(f"created user {user.username} (id {user.id})")
+    print(f"created user {user.username} (id {user.id}, organisation {user.org_id}, role {user.role})")
     if generated:
         print(f"password: {password}  (shown once)")
     return EXIT_OK
@@ -138,11 +175,11 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         default_quota = instance.settings.storage.default_quota_bytes
     finally:
         instance.close()
-    print(f"{'id':>4}  {'user':<24} {'state':<9} {'used bytes':>14} {'quota bytes':>14}")
+    print(f"{'id':>4}  {'user':<24} {'org':>4} {'role':<15} {'state':<9} {'used bytes':>14} {'quota bytes':>14}")
     for u in users:
         quota = u.quota_bytes if u.quota_bytes is not None else default_quota
         print(
-            f"{u.id:>4}  {u.username:<24} {'disabled' if u.disabled else 'active':<9} "
+            f"{u.id:>4}  {u.username:<24} {u.org_id:>4} {u.role:<15} {'disabled' if u.disabled else 'active':<9} "
             f"{u.used_bytes:>14} {quota or 'unlimited':>14}"
         )
     return EXIT_OK
@@ -183,6 +220,93 @@ def cmd_user_quota(args: argparse.Namespace) -> int:
         instance.close()
     shown = {None: f"the default ({default or 'unlimited'})", 0: "unlimited"}.get(quota, f"{quota} bytes")
     print(f"quota of {args.name}: {shown}")
+    return EXIT_OK
+
+
+def cmd_user_role(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        instance.accounts.set_role(args.name, args.role)
+    finally:
+        instance.close()
+    print(f"role of {args.name}: {args.role}; their cached logins end now")
+    return EXIT_OK
+
+
+def _group_root(instance: Instance, org_ref: str, name: str) -> Entry:
+    org = instance.accounts.organisation(org_ref)
+    root = instance.tree.group_folder_named(org.id, name)
+    if root is None:
+        raise CommandError(f"organisation {org.name} has no group folder named {name!r} (see: meddav group list)")
+    return root
+
+
+def _owner_for_group(instance: Instance, org_id: int) -> int:
+    """The account recorded as the creator of a group folder made from the CLI: an admin of the organisation."""
+    admins = [u for u in instance.accounts.list(org_id) if u.role in (ROLE_ORG_ADMIN, ROLE_INSTANCE_ADMIN)]
+    if not admins:
+        raise CommandError(
+            "the organisation has no admin yet: make one first (meddav user role NAME org_admin), "
+            "who will be recorded as the group folder's creator"
+        )
+    return min(admins, key=lambda u: u.id).id
+
+
+def cmd_group_add(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        org = instance.accounts.organisation(args.org)
+        root = instance.tree.create_group_folder(
+            org.id,
+            args.name,
+            owner_id=_owner_for_group(instance, org.id),
+            member_access=args.access,
+            quota_bytes=args.quota,
+        )
+    finally:
+        instance.close()
+    access = "read and write" if root.group_access == "rw" else "read only"
+    print(f"created group folder {root.name} of {org.name}: members {access}; it appears at the root of their drives")
+    return EXIT_OK
+
+
+def cmd_group_list(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        orgs = [instance.accounts.organisation(args.org)] if args.org else instance.accounts.organisations()
+        rows = [(org, root, instance.tree.usage(root)) for org in orgs for root in instance.tree.group_folders(org.id)]
+    finally:
+        instance.close()
+    print(f"{'organisation':<24} {'group folder':<32} {'members':<8} {'used bytes':>14} {'quota bytes':>14}")
+    for org, root, (used, quota) in rows:
+        print(f"{org.name:<24} {root.name:<32} {root.group_access or '':<8} {used:>14} {quota or 'unlimited':>14}")
+    return EXIT_OK
+
+
+def cmd_group_set(args: argparse.Namespace) -> int:
+    if args.access is None and args.quota is None:
+        raise CommandError("nothing to change: give --access and/or --quota")
+    instance = _open(args)
+    try:
+        root = _group_root(instance, args.org, args.name)
+        root = instance.tree.set_group_folder(root, member_access=args.access, quota_bytes=args.quota)
+        used, quota = instance.tree.usage(root)
+    finally:
+        instance.close()
+    print(f"group folder {root.name}: members {root.group_access}, quota {quota or 'unlimited'}, used {used} bytes")
+    return EXIT_OK
+
+
+def cmd_group_remove(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        root = _group_root(instance, args.org, args.name)
+        if not args.yes:
+            raise CommandError(f"this deletes group folder {root.name} and every file in it; add --yes to confirm")
+        instance.tree.delete_group_folder(root)
+    finally:
+        instance.close()
+    print(f"deleted group folder {args.name} and its content")
     return EXIT_OK
 
 
@@ -294,6 +418,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = user_command("add", cmd_user_add, "create a user (prints a generated password unless --password-stdin)")
     q.add_argument("name", help="user name (case-insensitive)")
+    q.add_argument("--org", metavar="ORG", help="organisation, by id or name (default: the first one)")
+    q.add_argument(
+        "--role",
+        choices=ROLES,
+        default=ROLE_MEMBER,
+        help="member (default), org_admin (members, group folders, audit of the organisation; never their "
+        "files) or instance_admin (every organisation)",
+    )
+    q.add_argument("--email", help="e-mail address (invitations, password resets, security alerts)")
+    q.add_argument("--lang", choices=LOCALES, help="language of the pages and e-mails (fr or en)")
     q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     q.add_argument(
         "--quota",
@@ -308,10 +442,63 @@ def build_parser() -> argparse.ArgumentParser:
     q = user_command("quota", cmd_user_quota, "set a user's storage quota")
     q.add_argument("name")
     q.add_argument("bytes", help="bytes the user may store; 0: unlimited; default: [storage] default_quota_bytes")
+    q = user_command("role", cmd_user_role, "change a user's role (applies at once)")
+    q.add_argument("name")
+    q.add_argument("role", choices=ROLES)
     q = user_command("disable", cmd_user_disable, "refuse every further login of a user")
     q.add_argument("name")
     q = user_command("enable", cmd_user_enable, "allow a disabled user to log in again")
     q.add_argument("name")
+
+    p = command("org", lambda a: EXIT_USAGE, "manage organisations (each has its own encryption key)")
+    org = p.add_subparsers(dest="org_command", metavar="ACTION", required=True)
+    q = org.add_parser("add", help="create an organisation", description="Create an organisation and its key.")
+    q.set_defaults(func=cmd_org_add)
+    q.add_argument("name", help="its name, e.g. 'Cabinet du Dr Martin'")
+    q = org.add_parser("list", help="list organisations", description="List organisations and their sizes.")
+    q.set_defaults(func=cmd_org_list)
+
+    p = command(
+        "group",
+        lambda a: EXIT_USAGE,
+        "manage group folders (owned by an organisation, shown in every member's drive)",
+    )
+    grp = p.add_subparsers(dest="group_command", metavar="ACTION", required=True)
+    q = grp.add_parser(
+        "add",
+        help="create a group folder",
+        description="Create a group folder; it appears at the root of every member's drive.",
+    )
+    q.set_defaults(func=cmd_group_add)
+    q.add_argument("name", help="its name as members see it")
+    q.add_argument("--org", required=True, metavar="ORG", help="organisation, by id or name")
+    q.add_argument(
+        "--access",
+        choices=GROUP_ACCESS,
+        default="rw",
+        help="members may read and write (rw, default) or only read (ro)",
+    )
+    q.add_argument("--quota", type=int, metavar="BYTES", help="storage quota of the group folder (0: unlimited)")
+    q = grp.add_parser("list", help="list group folders", description="List group folders, their access and usage.")
+    q.set_defaults(func=cmd_group_list)
+    q.add_argument("--org", metavar="ORG", help="only this organisation (id or name)")
+    q = grp.add_parser("set", help="change a group folder's access or quota", description="Change access or quota.")
+    q.set_defaults(func=cmd_group_set)
+    q.add_argument("name")
+    q.add_argument("--org", required=True, metavar="ORG")
+    q.add_argument("--access", choices=GROUP_ACCESS)
+    q.add_argument("--quota", type=int, metavar="BYTES", help="0: unlimited")
+    q = grp.add_parser(
+        "remove",
+        help="delete a group folder and its content",
+        description="Delete a group folder and every file in it.",
+    )
+    q.set_defaults(func=cmd_group_remove)
+    q.add_argument("name")
+    q.add_argument("--org", required=True, metavar="ORG")
+    q.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+    add_audit_commands(sub, _open)
 
     p = command(
         "fsck",

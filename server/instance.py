@@ -22,12 +22,15 @@ from typing import IO, Any
 from sqlalchemy import insert, select
 
 from server.accounts import Accounts
-from server.auth import Authenticator, PasswordHasher
+from server.audit import AuditLog
+from server.auth import Authenticator, PasswordHasher, PasswordPolicy
 from server.config import Settings, default_key_file, load_settings, toml_value
 from server.crypto import KeyRing, LockSealer, MasterKey
 from server.db import Database
 from server.db.models import instance_t
 from server.errors import ConfigError, KeyFileError
+from server.mail import Mailer
+from server.policy import ROLE_INSTANCE_ADMIN
 from server.storage import BaseBlobStore
 from server.storage import load as load_blob_store
 from server.tree import Tree
@@ -52,8 +55,11 @@ class Instance:
     accounts: Accounts
     authenticator: Authenticator
     lock_sealer: LockSealer
+    audit: AuditLog
+    mailer: Mailer
 
     def close(self) -> None:
+        self.audit.close()
         self.blobs.close()
         self.db.close()
 
@@ -80,16 +86,24 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
     keys = KeyRing(master)
     blobs = load_blob_store(settings)
     hasher = PasswordHasher(settings.auth)
-    authenticator = Authenticator(settings.auth, db, hasher)
+    authenticator = Authenticator.from_settings(settings, db, hasher)
     return Instance(
         settings=settings,
         db=db,
         keys=keys,
         blobs=blobs,
         tree=Tree(settings, db, keys, blobs),
-        accounts=Accounts(db, keys, hasher, on_credentials_changed=authenticator.forget_user),
+        accounts=Accounts(
+            db,
+            keys,
+            hasher,
+            policy=PasswordPolicy(settings.passwords),
+            on_credentials_changed=authenticator.forget_user,
+        ),
         authenticator=authenticator,
         lock_sealer=LockSealer(master.lock_key()),
+        audit=AuditLog(db),
+        mailer=Mailer.from_settings(settings.mail, base_url=settings.public_base_url()),
     )
 
 
@@ -207,7 +221,7 @@ def init_instance(
             )
         instance.accounts.create_organisation(organisation)
         password = admin_password or secrets.token_urlsafe(18)
-        instance.accounts.create_user(admin_name, password)
+        instance.accounts.create_user(admin_name, password, role=ROLE_INSTANCE_ADMIN)
     finally:
         instance.close()
     return InitResult(config_path=config_path, key_file=key_file, admin_name=admin_name, admin_password=password)

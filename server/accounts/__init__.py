@@ -1,12 +1,16 @@
 """User accounts and organisations.
 
 An organisation owns a key (generated here, wrapped by the master key) and its
-members' data.  Creating a user creates their private root folder.  Changing
-a password or disabling a user bumps ``auth_epoch``, which ends every cached
-verification of the old credentials (see :mod:`server.auth`).
+members' data.  Creating a user creates their private root folder.  Each user
+belongs to one organisation with a role (:data:`server.policy.ROLES`: member,
+org_admin, instance_admin); what a role allows is decided by
+:mod:`server.policy` only.  Changing a password, a role or disabling a user
+bumps ``auth_epoch``, which ends every cached verification of the old
+credentials (see :mod:`server.auth`).
 
-Password rules, until the accounts issue makes them configurable: 12 to 128
-characters, no composition rules (NIST SP 800-63B).
+Passwords chosen by people are checked by the configured policy
+(:class:`server.auth.PasswordPolicy`, ``[passwords]``), with the user's name
+and e-mail address as words a password must not be built from.
 """
 
 from __future__ import annotations
@@ -19,26 +23,48 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server.auth import PasswordHasher, normalize_username
+from server.auth import PasswordHasher, PasswordPolicy, normalize_username
 from server.crypto import KeyRing
 from server.db import Database
 from server.db.models import KIND_DIR, Node, Organisation, OrgKeyRecord, User
 from server.errors import AlreadyExists, BadRequest, NotFound
+from server.policy import ROLE_MEMBER, ROLES
 
-__all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "Accounts", "UserInfo", "check_password"]
+__all__ = ["LOCALES", "Accounts", "OrganisationInfo", "UserInfo"]
 
-MIN_PASSWORD = 12
-MAX_PASSWORD = 128
+#: Languages of the user interface and of e-mails.
+LOCALES = ("fr", "en")
 
 
-def check_password(password: str) -> None:
-    """Raise BadRequest, saying what to change, when a password is not acceptable."""
-    if len(password) < MIN_PASSWORD:
-        raise BadRequest(
-            f"password too short: use at least {MIN_PASSWORD} characters (a phrase of several words works well)"
-        )
-    if len(password) > MAX_PASSWORD:
-        raise BadRequest(f"password too long: use at most {MAX_PASSWORD} characters")
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise BadRequest(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+
+
+def _check_email(email: str | None) -> str | None:
+    if email is None:
+        return None
+    email = email.strip()
+    if len(email) > 254 or email.count("@") != 1 or any(c.isspace() or c in '<>,;"' for c in email):
+        raise BadRequest("not an e-mail address: use the form name@example.org")
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or domain.startswith(".") or domain.endswith("."):
+        raise BadRequest("not an e-mail address: use the form name@example.org")
+    return email
+
+
+def _check_locale(locale: str | None) -> str | None:
+    if locale is not None and locale not in LOCALES:
+        raise BadRequest(f"unknown language {locale!r}: use one of {', '.join(LOCALES)}")
+    return locale
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationInfo:
+    id: int
+    name: str
+    require_second_factor: bool
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +72,9 @@ class UserInfo:
     id: int
     username: str
     org_id: int
+    role: str
+    email: str | None
+    locale: str | None
     disabled: bool
     quota_bytes: int | None
     used_bytes: int
@@ -59,6 +88,9 @@ def _info(user: User) -> UserInfo:
         id=user.id,
         username=user.username,
         org_id=user.org_id,
+        role=user.role,
+        email=user.email,
+        locale=user.locale,
         disabled=user.disabled,
         quota_bytes=user.quota_bytes,
         used_bytes=user.used_bytes,
@@ -76,15 +108,23 @@ class Accounts:
         keys: KeyRing,
         hasher: PasswordHasher,
         *,
+        policy: PasswordPolicy,
         on_credentials_changed: Callable[[int], None] | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
         self._hasher = hasher
+        self.policy = policy
         self._credentials_changed = on_credentials_changed or (lambda user_id: None)
 
     def create_organisation(self, name: str) -> int:
         """A new organisation with a fresh key; returns its id."""
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise BadRequest("an organisation name has 1 to 200 characters")
+        with self._db.session() as s:
+            if s.scalar(select(Organisation.id).where(Organisation.name == name)) is not None:
+                raise AlreadyExists(f"an organisation named {name!r} exists")
         now = time.time()
         _, wrapped = self._keys.master.new_org_key()
         with self._db.session() as s:
@@ -94,6 +134,24 @@ class Accounts:
             s.add(OrgKeyRecord(org_id=org.id, key_id=wrapped.key_id, sealed=wrapped.sealed, created_at=now))
             return org.id
 
+    def organisations(self) -> list[OrganisationInfo]:
+        with self._db.session() as s:
+            return [
+                OrganisationInfo(o.id, o.name, o.require_second_factor, o.created_at)
+                for o in s.scalars(select(Organisation).order_by(Organisation.id))
+            ]
+
+    def organisation(self, ref: str | int) -> OrganisationInfo:
+        """An organisation by id or by exact name."""
+        with self._db.session() as s:
+            if isinstance(ref, int) or str(ref).isdigit():
+                org = s.get(Organisation, int(ref))
+            else:
+                org = s.scalars(select(Organisation).where(Organisation.name == str(ref).strip())).first()
+            if org is None:
+                raise NotFound(f"no organisation {ref!r}")
+            return OrganisationInfo(org.id, org.name, org.require_second_factor, org.created_at)
+
     def default_organisation(self) -> int:
         with self._db.session() as s:
             org_id: int | None = s.scalar(select(func.min(Organisation.id)))
@@ -102,10 +160,21 @@ class Accounts:
         return org_id
 
     def create_user(
-        self, username: str, password: str, *, org_id: int | None = None, quota_bytes: int | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        org_id: int | None = None,
+        quota_bytes: int | None = None,
+        role: str = ROLE_MEMBER,
+        email: str | None = None,
+        locale: str | None = None,
     ) -> UserInfo:
         name = normalize_username(username)
-        check_password(password)
+        _check_role(role)
+        email = _check_email(email)
+        self.policy.check(password, user_inputs=[name, email or ""])
+        locale = _check_locale(locale)
         if quota_bytes is not None and quota_bytes < 0:
             raise BadRequest("a quota is a number of bytes, 0 for unlimited")
         password_hash = self._hasher.hash(password)
@@ -120,6 +189,9 @@ class Accounts:
                 org_id=org,
                 username=name,
                 password_hash=password_hash,
+                role=role,
+                email=email,
+                locale=locale,
                 disabled=False,
                 auth_epoch=0,
                 quota_bytes=quota_bytes,
@@ -156,12 +228,37 @@ class Accounts:
         with self._db.session() as s:
             return _info(self._user(s, username))
 
-    def list(self) -> list[UserInfo]:
+    def list(self, org_id: int | None = None) -> list[UserInfo]:
         with self._db.session() as s:
-            return [_info(u) for u in s.scalars(select(User).order_by(User.username))]
+            query = select(User).order_by(User.username)
+            if org_id is not None:
+                query = query.where(User.org_id == org_id)
+            return [_info(u) for u in s.scalars(query)]
+
+    def set_role(self, username: str, role: str) -> None:
+        """Change a user's role; their cached logins end, so the new role applies at once."""
+        _check_role(role)
+        with self._db.session() as s:
+            user = self._user(s, username)
+            user.role = role
+            user.auth_epoch += 1
+            user_id = user.id
+        self._credentials_changed(user_id)
+
+    def set_contact(self, username: str, *, email: str | None = None, locale: str | None = None) -> None:
+        """Set a user's e-mail address and preferred language ("fr" or "en")."""
+        email, locale = _check_email(email), _check_locale(locale)
+        with self._db.session() as s:
+            user = self._user(s, username)
+            if email is not None:
+                user.email = email
+            if locale is not None:
+                user.locale = locale
 
     def set_password(self, username: str, password: str) -> None:
-        check_password(password)
+        with self._db.session() as s:
+            user = self._user(s, username)
+            self.policy.check(password, user_inputs=[user.username, user.email or ""])
         password_hash = self._hasher.hash(password)
         with self._db.session() as s:
             user = self._user(s, username)

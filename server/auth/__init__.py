@@ -15,7 +15,16 @@ Passwords are hashed with Argon2id through the passlib API (installed from
   change made by another process (``meddav user passwd``) takes effect within
   that time, one made through this process (``forget_user``) at once.
 - unknown user names cost a verification too, so timing does not tell which
-  names exist.
+  names exist;
+- failed logins are throttled per account and per client address
+  (:mod:`server.auth.throttle`): :attr:`Authenticator.throttle` is shared by
+  every surface, and an attempt that comes too soon raises
+  :class:`~server.auth.throttle.Throttled` before anything is verified, cached
+  credentials included.
+
+Submodules: :mod:`~server.auth.passwords` (what a new password must be),
+:mod:`~server.auth.throttle`, :mod:`~server.auth.client` (the client address
+behind trusted proxies).
 """
 
 from __future__ import annotations
@@ -34,19 +43,30 @@ from typing import TYPE_CHECKING
 from passlib.context import CryptContext
 from sqlalchemy import bindparam, select, update
 
+from server.auth.client import client_address
+from server.auth.passwords import PasswordPolicy, PasswordRejected, Problem
+from server.auth.throttle import MemoryThrottleStore, Throttle, Throttled, ThrottleStore
 from server.db import prepared
 from server.db.models import users_t
 from server.errors import AuthenticationFailed, BadRequest, Busy
 from server.policy import Principal
 
 if TYPE_CHECKING:
-    from server.config import AuthSettings
+    from server.config import AuthSettings, Settings
     from server.db import Database
 
 __all__ = [
     "RECHECK_SECONDS",
     "Authenticator",
+    "MemoryThrottleStore",
     "PasswordHasher",
+    "PasswordPolicy",
+    "PasswordRejected",
+    "Problem",
+    "Throttle",
+    "ThrottleStore",
+    "Throttled",
+    "client_address",
     "normalize_username",
 ]
 
@@ -58,6 +78,7 @@ _USER_BY_NAME = prepared(
         users_t.c.username,
         users_t.c.org_id,
         users_t.c.root_id,
+        users_t.c.role,
         users_t.c.disabled,
         users_t.c.auth_epoch,
         users_t.c.password_hash,
@@ -97,12 +118,13 @@ class PasswordHasher:
         )
 
     def hash(self, password: str) -> str:
-        result: str = self._context.hash(password)
+        # NFC: a password typed on macOS (NFD) and on Windows (NFC) is the same password.
+        result: str = self._context.hash(unicodedata.normalize("NFC", password))
         return result
 
     def verify(self, password: str, stored: str) -> tuple[bool, str | None]:
         """(matches, new hash when the stored one uses outdated parameters)."""
-        ok, new_hash = self._context.verify_and_update(password, stored)
+        ok, new_hash = self._context.verify_and_update(unicodedata.normalize("NFC", password), stored)
         return bool(ok), new_hash
 
 
@@ -117,9 +139,11 @@ class _Verified:
 
 
 class Authenticator:
-    """Turns (user name, password) into a :class:`~server.policy.Principal`."""
+    """Turns (user name, password) into a :class:`~server.policy.Principal`, throttling failures."""
 
-    def __init__(self, settings: AuthSettings, db: Database, hasher: PasswordHasher) -> None:
+    def __init__(self, settings: AuthSettings, db: Database, hasher: PasswordHasher, *, throttle: Throttle) -> None:
+        #: The one throttle of this process: every surface that checks a password uses it.
+        self.throttle = throttle
         self._db = db
         self._hasher = hasher
         self._ttl = settings.cache_seconds
@@ -128,6 +152,11 @@ class Authenticator:
         self._cache: OrderedDict[bytes, _Verified] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._decoy = hasher.hash(secrets.token_urlsafe(24))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database, hasher: PasswordHasher) -> Authenticator:
+        """The authenticator of an instance, its throttle counting in this process's memory."""
+        return cls(settings.auth, db, hasher, throttle=Throttle(settings.throttle, MemoryThrottleStore()))
 
     def _cache_id(self, username: str, password: str) -> bytes:
         return hmac.new(self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
@@ -141,9 +170,27 @@ class Authenticator:
         finally:
             self._slots.release()
 
-    def authenticate(self, username: str, password: str, *, now: float | None = None) -> Principal:
-        """Verify credentials; raise AuthenticationFailed or Busy."""
+    def authenticate(self, username: str, password: str, *, address: str, now: float | None = None) -> Principal:
+        """Verify credentials sent from client ``address``; raise Throttled, AuthenticationFailed or Busy.
+
+        Throttled (a subclass of AuthenticationFailed) comes before any work:
+        no database read, no hash.  A failure is counted against the name as
+        given and the address, whether the user exists or not; a success
+        clears the account's count.  Busy counts as neither.
+        """
         now = time.time() if now is None else now
+        wait = self.throttle.check(username, address, now)
+        if wait is not None:
+            raise Throttled(wait)
+        try:
+            principal = self._authenticate(username, password, now)
+        except AuthenticationFailed:
+            self.throttle.failed(username, address, now)
+            raise
+        self.throttle.succeeded(username, address)
+        return principal
+
+    def _authenticate(self, username: str, password: str, now: float) -> Principal:
         try:
             name = normalize_username(username)
         except BadRequest:
@@ -166,7 +213,9 @@ class Authenticator:
             raise AuthenticationFailed()
         if new_hash is not None:
             self._rehash(user.id, user.auth_epoch, new_hash)
-        principal = Principal(user_id=user.id, username=user.username, org_id=user.org_id, root_id=user.root_id)
+        principal = Principal(
+            user_id=user.id, username=user.username, org_id=user.org_id, root_id=user.root_id, role=user.role
+        )
         if self._ttl:
             with self._cache_lock:
                 self._cache[cache_id] = _Verified(principal, user.auth_epoch, now + self._ttl, now)

@@ -10,13 +10,14 @@ from __future__ import annotations
 from server.crypto.blobformat import HEADER_SIZE, SEGMENT_SIZE, BlobReader, BlobWriter, ciphertext_size
 from server.crypto.keys import KeyRing, MasterKey, OrgKey, WrappedKey, new_key_id
 from server.crypto.names import lookup_form, open_name, seal_given_name, seal_lookup_name
-from server.crypto.values import LockSealer, open_property, seal_property
+from server.crypto.values import CredentialSealer, LockSealer, open_property, seal_property
 
 __all__ = [
     "HEADER_SIZE",
     "SEGMENT_SIZE",
     "BlobReader",
     "BlobWriter",
+    "CredentialSealer",
     "KeyRing",
     "LockSealer",
     "MasterKey",

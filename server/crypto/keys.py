@@ -49,6 +49,8 @@ _KEY_FILE_TAG: Final = "MEDDAV-MASTER-KEY-1"
 _INFO_ORG_WRAP: Final = b"meddav/v1/org-key-wrap"
 _INFO_KEY_CHECK: Final = b"meddav/v1/key-check"
 _INFO_LOCKS: Final = b"meddav/v1/locks"
+_INFO_SECRET_DIGESTS: Final = b"meddav/v1/secret-digests"
+_INFO_CREDENTIALS: Final = b"meddav/v1/credentials"
 _INFO_NAMES: Final = b"meddav/v1/names"
 _INFO_PROPS: Final = b"meddav/v1/properties"
 _AAD_ORG_KEY: Final = b"meddav/v1/org-key:"
@@ -154,6 +156,14 @@ class MasterKey:
     def lock_key(self) -> bytes:
         """Subkey sealing WebDAV lock records (AES-256-GCM)."""
         return hkdf(self._key, info=_INFO_LOCKS)
+
+    def secret_digest_key(self) -> bytes:
+        """Subkey of the HMAC-SHA256 digests of random secrets (app passwords, codes, tokens)."""
+        return hkdf(self._key, info=_INFO_SECRET_DIGESTS)
+
+    def credentials_key(self) -> bytes:
+        """Subkey sealing stored credentials that must be read back (TOTP secrets; AES-256-GCM)."""
+        return hkdf(self._key, info=_INFO_CREDENTIALS)
 
     # -- organisation keys ---------------------------------------------------
 

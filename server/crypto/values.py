@@ -14,7 +14,7 @@ import struct
 from server.crypto._primitives import Gcm
 from server.crypto.keys import OrgKey
 
-__all__ = ["LockSealer", "open_property", "seal_property"]
+__all__ = ["CredentialSealer", "LockSealer", "open_property", "seal_property"]
 
 _NODE = struct.Struct(">q")
 
@@ -29,6 +29,21 @@ def seal_property(key: OrgKey, node_id: int, name: str, value: bytes) -> bytes:
 
 def open_property(key: OrgKey, node_id: int, name: str, sealed: bytes) -> bytes:
     return key.property_cipher.open_random_nonce(sealed, _property_aad(node_id, name))
+
+
+class CredentialSealer:
+    """Seals credentials kept readable, such as TOTP secrets, bound to their user."""
+
+    __slots__ = ("_gcm",)
+
+    def __init__(self, credentials_key: bytes) -> None:
+        self._gcm = Gcm(credentials_key)
+
+    def seal(self, kind: str, user_id: int, value: bytes) -> bytes:
+        return self._gcm.seal_random_nonce(value, f"meddav/v1/credential:{kind}:{user_id}".encode())
+
+    def open(self, kind: str, user_id: int, sealed: bytes) -> bytes:
+        return self._gcm.open_random_nonce(sealed, f"meddav/v1/credential:{kind}:{user_id}".encode())
 
 
 class LockSealer:

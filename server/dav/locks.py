@@ -8,8 +8,10 @@ start, so locks survive a restart.  wsgidav's own persistent storage writes
 paths in clear to a shelve file; here the root path and the owner element
 are sealed under a subkey of the master key.
 
-Lock URLs are MedDAV reference URLs (``/<root node id>/<path>``), unique per
-tree, so two users' ``/report.pdf`` never share locks.
+Lock URLs are MedDAV reference URLs (``/<root node id>/<path>`` in a private
+tree, ``/g<org id>.<group root id>/<path>`` in a group folder), unique per
+space, so two users' ``/report.pdf`` never share locks while two members
+locking a document of their group folder do.
 
 One serving process owns the index (``meddav serve`` holds the data
 directory); several nodes behind a load balancer will need a shared lock
@@ -150,14 +152,17 @@ class DatabaseLockStorage:
         with self._mutex:
             return not self._locks
 
-    def holds_locks_in(self, root_id: int) -> bool:
-        """True when some lock (perhaps expired) lies in the tree of root node ``root_id``.
+    def holds_locks_in(self, space: str) -> bool:
+        """True when some lock (perhaps expired) lies in ``space``: the first segment of
+        lock URLs, a private tree's root id, or a group folder's ``g<org>.<root>``;
+        ``g<org>.`` stands for every group folder of the organisation.
 
-        Lock URLs start with the root id (see the module docstring); requests in
-        a tree without locks skip every lock check, which is what most are.
+        Requests in spaces without locks skip every lock check, which is what most are.
         """
         with self._mutex:
-            return str(root_id) in self._per_tree
+            if space.endswith("."):
+                return any(key.startswith(space) for key in self._per_tree)
+            return space in self._per_tree
 
     # -- the storage interface -------------------------------------------------------
 

@@ -5,7 +5,10 @@
                  exception's text to the client).
 ``BasicAuth``    who is asking (HTTP Basic against MedDAV accounts).  Replaces
                  wsgidav's HTTPAuthenticator, which answers 500 to a malformed
-                 Authorization header and knows nothing of throttling.
+                 Authorization header and knows nothing of throttling.  Sets
+                 ``environ["meddav.client_address"]`` (X-Forwarded-For only
+                 from ``[server] trusted_proxies``); too many failed logins get
+                 429 with Retry-After, before any password is verified.
 ``RequestLimits`` bounds what a request may make the server parse: bodies of
                  methods other than PUT (XML) at ``[dav] max_xml_body_bytes``,
                  read in full even when sent chunked (wsgidav would read a
@@ -35,6 +38,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from server.auth import Throttled, client_address
 from server.errors import AuthenticationFailed, Busy, DecryptionFailed
 
 if TYPE_CHECKING:
@@ -103,6 +107,22 @@ def _challenge(realm: str, start_response: Any) -> list[bytes]:
     return [body]
 
 
+def _too_many(retry_after: int, start_response: Any) -> list[bytes]:
+    body = (
+        f"Too many failed logins, retry in {retry_after} s / "
+        f"Trop d'échecs de connexion, réessayez dans {retry_after} s\n"
+    ).encode()
+    start_response(
+        "429 Too Many Requests",
+        [
+            ("Retry-After", str(retry_after)),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
+
+
 def parse_basic(header: str) -> tuple[str, str] | None:
     """(user, password) from an ``Authorization: Basic`` header, or None if malformed."""
     scheme, _, value = header.strip().partition(" ")
@@ -126,12 +146,20 @@ class BasicAuth(BaseMiddleware):
         self.instance: Instance = config[INSTANCE_KEY]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        realm = self.instance.settings.auth.realm
+        settings = self.instance.settings
+        realm = settings.auth.realm
+        address = client_address(environ, settings.server.trusted_proxies)
+        environ["meddav.client_address"] = address
         credentials = parse_basic(environ.get("HTTP_AUTHORIZATION", ""))
         if credentials is None:
             return _challenge(realm, start_response)
+        user, password = credentials
+        environ["meddav.attempted_user"] = user  # for the audit of a failed attempt
         try:
-            principal = self.instance.authenticator.authenticate(*credentials)
+            principal = self.instance.authenticator.authenticate(user, password, address=address)
+        except Throttled as exc:
+            logger.debug("login refused for %s s (too many failures), client %s", exc.retry_after, address)
+            return _too_many(exc.retry_after, start_response)
         except AuthenticationFailed:
             return _challenge(realm, start_response)
         except Busy:

@@ -5,6 +5,13 @@ authenticated principal's root; nothing here touches the file system, so no
 path can reach outside a user's tree.  Every action is checked by
 :mod:`server.policy` before the tree is asked to do it.
 
+A user's root shows their private items and their organisation's group
+folders.  A private item keeps its name when a group folder has the same one
+(the group folder is then hidden from that user's root; an item of that name
+cannot be created there, so this only happens when a group folder is named
+after an existing item).  Lock URLs of group folder content are the group's,
+so members locking the same document do conflict.
+
 COPY, MOVE and DELETE are handled natively (one transaction each, see
 ``server.tree``); dead properties live in the database, keyed by node id, so
 they follow a node when it moves.
@@ -21,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from wsgidav import util, xml_tools
-from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVError
+from wsgidav.dav_error import HTTP_CONFLICT, HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 from wsgidav.util import etree
 
@@ -34,6 +41,12 @@ from server.tree import Entry, Tree, Upload
 
 if TYPE_CHECKING:
     from server.dav.locks import DatabaseLockStorage
+
+
+def group_space(org_id: int, group_root_id: int | None) -> str:
+    """The first segment of the lock URLs of a group folder's content ("g<org>." alone: any group of the org)."""
+    return f"g{org_id}." + ("" if group_root_id is None else str(group_root_id))
+
 
 __all__ = ["MedDAVProvider"]
 
@@ -85,6 +98,10 @@ class MedDAVProvider(DAVProvider):
         chain: list[Entry]
         if names:
             chain = self.tree.resolve_below(principal.root_id, principal.org_id, names)
+            if not chain:  # not a private item: perhaps one of the organisation's group folders
+                group = self.tree.group_folder_named(principal.org_id, names[0])
+                if group is not None:
+                    chain = [group, *self.tree.resolve_below(group.id, group.org_id, names[1:])]
             offset = 1  # chain[0] is names[0]; the root is read only when asked for
         else:
             chain = [self.tree.get(principal.root_id)]
@@ -104,7 +121,7 @@ class MedDAVProvider(DAVProvider):
         return cls(self, path, entry, environ, props=props)
 
     def holds_locks(self, environ: dict[str, Any]) -> bool:
-        """Whether any lock lies in the requesting principal's tree.
+        """Whether any lock lies in the requesting principal's tree or their organisation's group folders.
 
         Most trees hold none, most of the time; their requests skip every lock
         check (a lock taken meanwhile by a concurrent LOCK is no different from
@@ -115,17 +132,24 @@ class MedDAVProvider(DAVProvider):
             return False
         principal: Principal = environ["meddav.principal"]
         storage: DatabaseLockStorage = lock_manager.storage
-        return storage.holds_locks_in(principal.root_id)
+        return storage.holds_locks_in(str(principal.root_id)) or storage.holds_locks_in(
+            group_space(principal.org_id, None)
+        )
 
     def forget(self, environ: dict[str, Any]) -> None:
         """Drop the request's resolution cache after the tree changed."""
         environ.pop(_CACHE, None)
 
     def ref_url_to_path(self, ref_url: str) -> str:
-        # Reference URLs are "/<root id>/<path>" (see _Resource.get_ref_url).
+        # Reference URLs are "/<space>/<path>" (see _Resource.get_ref_url); for a
+        # group folder the path starts at the group folder, which is at the root.
         path = util.removeprefix(ref_url, self.share_path)
         rest = path.lstrip("/").split("/", 1)
-        return "/" + (unquote(rest[1]) if len(rest) > 1 else "")
+        inner = "/" + (unquote(rest[1]) if len(rest) > 1 else "")
+        if rest[0].startswith("g"):
+            root_id = int(rest[0].rsplit(".", 1)[1])
+            return "/" + self.tree.get(root_id).name + inner.rstrip("/") + ("/" if inner.endswith("/") else "")
+        return inner
 
     def custom_request_handler(self, environ: dict[str, Any], start_response: Any, default_handler: Any) -> Any:
         from server.dav.handlers import handle  # handlers builds on this module's resources
@@ -183,8 +207,17 @@ class _Resource:
 
     def get_ref_url(self) -> str:
         # Unique across trees (locks are keyed by it) and by Unicode form, so a
-        # lock taken through an NFD path also covers the NFC path.
-        return quote(f"/{self.principal.root_id}{lookup_form(self.get_preferred_path())}")
+        # lock taken through an NFD path also covers the NFC path.  Content of a
+        # group folder is the group's, whoever reaches it: "/g<org>.<group root>/<path inside>".
+        path = lookup_form(self.get_preferred_path())
+        if self.entry.group_id is not None:
+            first, _, inner = path.lstrip("/").partition("/")
+            group_root = self.entry.id if self.entry.is_group_root else None
+            if group_root is None:
+                found = self.provider.tree.group_folder_named(self.entry.org_id, first)
+                group_root = found.id if found is not None else 0
+            return quote(f"/{group_space(self.entry.org_id, group_root)}/{inner}")
+        return quote(f"/{self.principal.root_id}{path}")
 
     def get_display_name(self) -> str:
         return self.entry.name
@@ -268,9 +301,12 @@ class _Resource:
     def _destination(self, dest_path: str) -> tuple[FolderResource, str, _Resource | None]:
         parent = self.provider.get_resource_inst(util.get_uri_parent(dest_path), self.environ)
         if not isinstance(parent, FolderResource):
-            raise DAVError(409, "destination folder does not exist")
+            raise DAVError(HTTP_CONFLICT, "destination folder does not exist")
         existing = self.provider.get_resource_inst(dest_path, self.environ)
-        return parent, util.get_uri_name(dest_path.rstrip("/")), existing
+        name = util.get_uri_name(dest_path.rstrip("/"))
+        if existing is None:
+            parent.check_free_name(name)
+        return parent, name, existing
 
     def handle_delete(self) -> bool:
         self.require(Action.DELETE)
@@ -287,6 +323,7 @@ class _Resource:
         if existing is not None:
             existing.require(Action.DELETE)
         source_url = self.get_ref_url()
+        self.environ["meddav.target_id"] = parent.entry.id
         replaced = translated(self.tree.move)(self.entry, parent.entry, name, overwrite=True)
         self._drop_locks(source_url)
         if existing is not None:
@@ -301,6 +338,7 @@ class _Resource:
         self.require(Action.CREATE, parent.entry)
         if existing is not None:
             existing.require(Action.DELETE)
+        self.environ["meddav.target_id"] = parent.entry.id
         replaced = translated(self.tree.copy)(self.entry, parent.entry, name, overwrite=True, recursive=depth_infinity)
         if existing is not None:
             self._drop_locks(existing.get_ref_url())
@@ -317,7 +355,13 @@ class FolderResource(_Resource, DAVCollection):
 
     def _members(self) -> list[Entry]:
         self.require(Action.LIST)
-        return [e for e in self.tree.children(self.entry) if policy.allows(self.principal, e, Action.READ)]
+        members = self.tree.children(self.entry)
+        if self.entry.id == self.principal.root_id:
+            taken = {lookup_form(e.name) for e in members}
+            members.extend(
+                g for g in self.tree.group_folders(self.principal.org_id) if lookup_form(g.name) not in taken
+            )
+        return [e for e in members if policy.allows(self.principal, e, Action.READ)]
 
     def get_member_names(self) -> list[str]:
         return [e.name for e in self._members()]
@@ -339,7 +383,7 @@ class FolderResource(_Resource, DAVCollection):
     def _usage(self) -> tuple[int, int]:
         cached: tuple[int, int] | None = self.environ.get("meddav.usage")
         if cached is None:
-            used, quota = self.tree.usage(self.entry.owner_id)
+            used, quota = self.tree.usage(self.entry)
             free = shutil.disk_usage(self.tree.settings.storage.blob_dir).free
             available = free if quota is None else max(0, min(free, quota - used))
             cached = (used, available)
@@ -354,8 +398,14 @@ class FolderResource(_Resource, DAVCollection):
 
     # -- creating ------------------------------------------------------------------
 
+    def check_free_name(self, name: str) -> None:
+        """At a user's root, a name taken by a group folder of their organisation is not free."""
+        if self.entry.id == self.principal.root_id and self.tree.group_folder_named(self.entry.org_id, name):
+            raise DAVError(HTTP_CONFLICT, "a group folder of the organisation has this name")
+
     def create_empty_resource(self, name: str) -> _Resource:
         self.require(Action.CREATE)
+        self.check_free_name(name)
         self.provider.forget(self.environ)
         path = util.join_uri(self.path, name)
         if self.environ["REQUEST_METHOD"] == "PUT":
@@ -366,6 +416,7 @@ class FolderResource(_Resource, DAVCollection):
 
     def create_collection(self, name: str) -> None:
         self.require(Action.CREATE)
+        self.check_free_name(name)
         created = translated(self.tree.mkdir)(self.entry, name)
         self.environ["meddav.node_id"] = created.id
         self.provider.forget(self.environ)
@@ -463,6 +514,8 @@ class NewFileResource(FileResource):
             ctime=now,
             mtime=now,
             etag="",
+            group_id=parent.entry.group_id,
+            group_access=parent.entry.group_access,
         )
         super().__init__(provider, path, placeholder, environ, props={})
         self._parent = parent

@@ -41,9 +41,12 @@ class _Compiled:
         kwargs = {"render_postcompile": True} if render_lists else {}
         compiled: SQLCompiler = stmt.compile(dialect=dialect, compile_kwargs=kwargs)  # type: ignore[assignment]
         self.sql = str(compiled)
-        # Values bound inside the statement itself (``column == 5``, ``LIMIT 1``);
-        # placeholders made with bindparam() have none and come from the caller.
-        self.defaults: dict[str, Any] = {k: v for k, v in compiled.params.items() if v is not None}
+        # Values bound inside the statement itself (``column == 5``, ``LIMIT 1``,
+        # ``.values(x=None)``); placeholders made with bindparam() are required
+        # and come from the caller.
+        self.defaults: dict[str, Any] = {
+            k: v for k, v in compiled.params.items() if k not in compiled.binds or not compiled.binds[k].required
+        }
         # Positional paramstyles (SQLite's "?") need the parameters in order.
         self.names: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
         self.row: Any = None

@@ -23,33 +23,44 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "KIND_DIR",
     "KIND_FILE",
+    "AppPassword",
     "AuditAnchor",
     "AuditRecord",
     "Base",
     "DeadProperty",
+    "GroupFolder",
     "Instance",
     "LockRecord",
     "Node",
+    "OneTimeToken",
     "OrgKeyRecord",
     "Organisation",
+    "RecoveryCode",
     "User",
     "Version",
+    "WebSession",
+    "app_passwords_t",
     "audit_anchor_t",
     "audit_t",
     "dead_properties_t",
+    "group_folders_t",
     "instance_t",
     "locks_t",
     "nodes_t",
+    "one_time_tokens_t",
     "org_keys_t",
     "organisations_t",
+    "recovery_codes_t",
     "users_t",
     "versions_t",
+    "web_sessions_t",
 ]
 
 KIND_DIR = "d"
@@ -78,6 +89,7 @@ class Organisation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    require_second_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float)
 
 
@@ -104,6 +116,13 @@ class User(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     username: Mapped[str] = mapped_column(String(150), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default="member", server_default="member")  # see server.policy
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    #: TOTP secret, sealed (server.credentials); the last accepted time step refuses replays.
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    totp_enabled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     auth_epoch: Mapped[int] = mapped_column(Integer, default=0)
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -116,7 +135,9 @@ class User(Base):
 
 class Node(Base):
     """A file or folder.  ``name`` is the sealed lookup (NFC) name, unique in its
-    folder; ``given_name`` the sealed name as the client sent it, when different."""
+    folder; ``given_name`` the sealed name as the client sent it, when different.
+    ``owner_id`` is the private tree's owner, or in a group folder the member
+    who created the node (the group folder, not the creator, holds it)."""
 
     __tablename__ = "nodes"
     __table_args__ = (UniqueConstraint("parent_id", "name", name="uq_nodes_parent_name"),)
@@ -135,6 +156,32 @@ class Node(Base):
     version_id: Mapped[int | None] = mapped_column(
         ForeignKey("versions.id", use_alter=True, name="fk_nodes_version_id"), nullable=True
     )
+    #: The group folder this node is in (None: the owner's private tree).
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("group_folders.id", use_alter=True, name="fk_nodes_group_id"), nullable=True, index=True
+    )
+
+
+class GroupFolder(Base):
+    """A folder owned by an organisation, shown at the root of its members' drives.
+
+    Its name is sealed like the name of a member of a virtual folder whose id
+    is minus the organisation id (see server.tree), unique per organisation.
+    """
+
+    __tablename__ = "group_folders"
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_group_folders_org_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    root_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), unique=True)
+    name: Mapped[bytes] = mapped_column(LargeBinary)
+    given_name: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: What members may do: "rw" (read and write) or "ro" (read only); organisation admins may always write.
+    member_access: Mapped[str] = mapped_column(String(8))
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class Version(Base):
@@ -215,6 +262,73 @@ class AuditAnchor(Base):
     pruned_at: Mapped[float] = mapped_column(Float)
 
 
+class AppPassword(Base):
+    """A per-device password for WebDAV clients, which cannot type a second factor.
+
+    Random secrets are found by ``lookup`` (a public id prefix of the secret)
+    and checked against ``digest``, a keyed HMAC-SHA256: never by trying hashes.
+    """
+
+    __tablename__ = "app_passwords"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    lookup: Mapped[str] = mapped_column(String(24), unique=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_used_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the second factor."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    lookup: Mapped[str] = mapped_column(String(24), unique=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class WebSession(Base):
+    """A web login, held server-side so that it can be listed and revoked."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    lookup: Mapped[str] = mapped_column(String(24), unique=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    #: When the second factor was given (None: password only so far).
+    second_factor_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    address: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class OneTimeToken(Base):
+    """A single-use, short-lived link secret: password reset or invitation."""
+
+    __tablename__ = "one_time_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    lookup: Mapped[str] = mapped_column(String(24), unique=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 # Core handles on the tables, for the request paths (see server.db).
 instance_t = cast(Table, Instance.__table__)
 organisations_t = cast(Table, Organisation.__table__)
@@ -224,5 +338,10 @@ nodes_t = cast(Table, Node.__table__)
 versions_t = cast(Table, Version.__table__)
 dead_properties_t = cast(Table, DeadProperty.__table__)
 locks_t = cast(Table, LockRecord.__table__)
+group_folders_t = cast(Table, GroupFolder.__table__)
+app_passwords_t = cast(Table, AppPassword.__table__)
+recovery_codes_t = cast(Table, RecoveryCode.__table__)
+web_sessions_t = cast(Table, WebSession.__table__)
+one_time_tokens_t = cast(Table, OneTimeToken.__table__)
 audit_t = cast(Table, AuditRecord.__table__)
 audit_anchor_t = cast(Table, AuditAnchor.__table__)

@@ -1,16 +1,33 @@
-"""The one access policy: may this principal do this action on this node?
+"""The one access policy: may this principal do this action on this subject?
 
 Every permission question of MedDAV (a WebDAV method, a web page, an API call,
-a plugin's facade) is answered here, from (principal, node, action), and
-nowhere else.  Callers resolve the node, then call :func:`require` (or
-:func:`allows` when they only need to filter a listing).
+a plugin's facade) is answered here, from (principal, subject, action), and
+nowhere else.  Callers resolve the subject, then call :func:`require` (or
+:func:`allows` when they only need to filter a listing).  A subject is a node
+(anything with the :class:`Node` attributes, e.g. ``server.tree.Entry``) or an
+organisation (:class:`Organisation`, for account administration).
 
-Today's rules (the accounts and sharing issues extend them):
+The rules, as a table (``tests/unit/test_policy.py`` holds the same table as
+data and checks every cell):
 
-- a user may do everything but administer on the nodes they own, i.e. their
-  private tree;
-- a disabled user may do nothing;
-- nobody may do anything on a node owned by someone else.
+- **Private tree.** Its owner may list, read, create, write, delete and share;
+  nobody else may do anything, whatever their role: administering an
+  organisation never opens its members' files.
+- **Group folder** (owned by an organisation, shown in its members' drives).
+  Members of that organisation list and read it; with ``member_access = "rw"``
+  (the default) they also create, write and delete inside it.  Organisation
+  admins may do all of that whatever the access mode, share its content and
+  administer it.  The group folder's own root cannot be renamed or deleted
+  through a drive (write, delete): that is administration, done from the admin
+  pages or the CLI.  Nobody outside the organisation sees it, except that an
+  instance admin may administer it (its settings, never its content).
+- **Organisation.** Its org admins, and instance admins, may administer it
+  (members, quotas, group folders, the audit log) and list its members;
+  nothing about an organisation gives access to a node.
+- A disabled principal may do nothing.
+
+Roles are capabilities, not a hierarchy of trust: a future "support admin"
+role administers organisations without any content action at all.
 """
 
 from __future__ import annotations
@@ -21,17 +38,33 @@ from typing import Protocol
 
 from server.errors import PolicyDenied
 
-__all__ = ["Action", "Principal", "Subject", "allows", "require"]
+__all__ = [
+    "ROLES",
+    "ROLE_INSTANCE_ADMIN",
+    "ROLE_MEMBER",
+    "ROLE_ORG_ADMIN",
+    "Action",
+    "Node",
+    "Organisation",
+    "Principal",
+    "allows",
+    "require",
+]
+
+ROLE_MEMBER = "member"
+ROLE_ORG_ADMIN = "org_admin"
+ROLE_INSTANCE_ADMIN = "instance_admin"
+ROLES = (ROLE_MEMBER, ROLE_ORG_ADMIN, ROLE_INSTANCE_ADMIN)
 
 
 class Action(enum.Enum):
-    LIST = "list"  # see the members of a folder
+    LIST = "list"  # see the members of a folder (of an organisation: its accounts)
     READ = "read"  # read a file's content or a node's properties
-    CREATE = "create"  # add a new member to a folder
+    CREATE = "create"  # add a new member to a folder (what a drop box allows)
     WRITE = "write"  # modify a node: content, properties, name
     DELETE = "delete"  # remove a node
     SHARE = "share"  # share a node with someone else
-    ADMINISTER = "administer"  # manage accounts and keys; never implies READ
+    ADMINISTER = "administer"  # manage accounts, group folders, keys; never implies READ
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +76,10 @@ class Principal:
     org_id: int
     root_id: int
     disabled: bool = False
+    role: str = ROLE_MEMBER
 
 
-class Subject(Protocol):
+class Node(Protocol):
     """What the policy needs to know about a node."""
 
     @property
@@ -54,20 +88,67 @@ class Subject(Protocol):
     @property
     def org_id(self) -> int: ...
 
+    @property
+    def group_id(self) -> int | None: ...
 
-_OWNER_ACTIONS = frozenset({Action.LIST, Action.READ, Action.CREATE, Action.WRITE, Action.DELETE, Action.SHARE})
+    @property
+    def group_access(self) -> str | None: ...
+
+    @property
+    def parent_id(self) -> int | None: ...
 
 
-def allows(principal: Principal, node: Subject, action: Action) -> bool:
-    """True when ``principal`` may perform ``action`` on ``node``."""
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    """An organisation as the subject of a question (administering its accounts)."""
+
+    org_id: int
+
+
+_A = Action
+_PRIVATE_OWNER = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE, _A.SHARE})
+_CONTENT = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE})
+_READ_ONLY = frozenset({_A.LIST, _A.READ})
+_NOT_ON_GROUP_ROOT = frozenset({_A.WRITE, _A.DELETE})
+_ADMIN_ROLES = frozenset({ROLE_ORG_ADMIN, ROLE_INSTANCE_ADMIN})
+
+
+def _group_actions(principal: Principal, node: Node) -> frozenset[Action]:
+    if node.org_id != principal.org_id:
+        return frozenset({_A.ADMINISTER}) if principal.role == ROLE_INSTANCE_ADMIN else frozenset()
+    if principal.role in _ADMIN_ROLES:
+        granted = _CONTENT | {_A.SHARE, _A.ADMINISTER}
+    elif node.group_access == "rw":
+        granted = _CONTENT
+    else:
+        granted = _READ_ONLY
+    if node.parent_id is None:  # the group folder itself
+        granted = granted - _NOT_ON_GROUP_ROOT
+    return frozenset(granted)
+
+
+def _actions(principal: Principal, subject: Node | Organisation) -> frozenset[Action]:
     if principal.disabled:
-        return False
-    if node.owner_id == principal.user_id and node.org_id == principal.org_id:
-        return action in _OWNER_ACTIONS
-    return False
+        return frozenset()
+    if isinstance(subject, Organisation):
+        if principal.role == ROLE_INSTANCE_ADMIN or (
+            principal.role == ROLE_ORG_ADMIN and subject.org_id == principal.org_id
+        ):
+            return frozenset({_A.LIST, _A.ADMINISTER})
+        return frozenset()
+    if subject.group_id is not None:
+        return _group_actions(principal, subject)
+    if subject.owner_id == principal.user_id and subject.org_id == principal.org_id:
+        return _PRIVATE_OWNER
+    return frozenset()
 
 
-def require(principal: Principal, node: Subject, action: Action) -> None:
+def allows(principal: Principal, subject: Node | Organisation, action: Action) -> bool:
+    """True when ``principal`` may perform ``action`` on ``subject``."""
+    return action in _actions(principal, subject)
+
+
+def require(principal: Principal, subject: Node | Organisation, action: Action) -> None:
     """Raise :class:`~server.errors.PolicyDenied` unless the action is allowed."""
-    if not allows(principal, node, action):
+    if not allows(principal, subject, action):
         raise PolicyDenied(f"{action.value} denied to user {principal.user_id}")

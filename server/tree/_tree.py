@@ -43,7 +43,16 @@ from server.crypto import (
     seal_property,
 )
 from server.db import Database, Tx, prepared
-from server.db.models import KIND_DIR, KIND_FILE, dead_properties_t, nodes_t, org_keys_t, users_t, versions_t
+from server.db.models import (
+    KIND_DIR,
+    KIND_FILE,
+    dead_properties_t,
+    group_folders_t,
+    nodes_t,
+    org_keys_t,
+    users_t,
+    versions_t,
+)
 from server.errors import AlreadyExists, BadRequest, Conflict, NotFound, QuotaExceeded
 from server.storage import BaseBlobStore, BlobUpload
 from server.tree._names import validate_name
@@ -51,7 +60,10 @@ from server.tree._names import validate_name
 if TYPE_CHECKING:
     from server.config import Settings
 
-__all__ = ["Entry", "Tree", "Upload", "VersionRef"]
+__all__ = ["GROUP_ACCESS", "Entry", "Tree", "Upload", "VersionRef"]
+
+#: What members may do in a group folder: read and write, or read only (see server.policy).
+GROUP_ACCESS = ("rw", "ro")
 
 _CHUNK = 500  # ids per IN (...) clause
 _COPY_BLOCK = 1024 * 1024
@@ -73,7 +85,15 @@ _ENTRY = select(
     versions_t.c.org_key_id,
     versions_t.c.sealed_key,
     versions_t.c.size.label("version_size"),
-).select_from(nodes_t.outerjoin(versions_t, nodes_t.c.version_id == versions_t.c.id))
+    nodes_t.c.group_id,
+    group_folders_t.c.member_access.label("group_access"),
+    group_folders_t.c.name.label("group_name"),
+    group_folders_t.c.given_name.label("group_given_name"),
+).select_from(
+    nodes_t.outerjoin(versions_t, nodes_t.c.version_id == versions_t.c.id).outerjoin(
+        group_folders_t, nodes_t.c.group_id == group_folders_t.c.id
+    )
+)
 
 
 # Statements on the path of every request: built once, compiled once, run on
@@ -88,6 +108,41 @@ _CHARGE = prepared(
     .where(users_t.c.id == bindparam("user_id"))
     .values(used_bytes=users_t.c.used_bytes + bindparam("delta"))
 )
+_GROUP_USAGE = prepared(
+    select(group_folders_t.c.used_bytes, group_folders_t.c.quota_bytes).where(
+        group_folders_t.c.id == bindparam("group_id")
+    )
+)
+_GROUP_CHARGE = prepared(
+    update(group_folders_t)
+    .where(group_folders_t.c.id == bindparam("group_id"))
+    .values(used_bytes=group_folders_t.c.used_bytes + bindparam("delta"))
+)
+_GROUP_BY_NAME = prepared(
+    select(group_folders_t.c.root_id).where(
+        group_folders_t.c.org_id == bindparam("org_id"), group_folders_t.c.name == bindparam("sealed")
+    )
+)
+_GROUP_COLUMNS = (
+    "org_id",
+    "root_id",
+    "name",
+    "given_name",
+    "member_access",
+    "quota_bytes",
+    "used_bytes",
+    "created_at",
+)
+_INSERT_GROUP = prepared(
+    insert(group_folders_t)
+    .values({col: bindparam(f"p_{col}") for col in _GROUP_COLUMNS})
+    .returning(group_folders_t.c.id)
+)
+_GROUP_ROOTS = prepared(
+    _ENTRY.where(
+        nodes_t.c.id.in_(select(group_folders_t.c.root_id).where(group_folders_t.c.org_id == bindparam("org_id")))
+    )
+)
 _TOUCH = prepared(update(nodes_t).where(nodes_t.c.id == bindparam("node_id")).values(mtime=bindparam("p_mtime")))
 _SET_VERSION = prepared(
     update(nodes_t)
@@ -99,7 +154,19 @@ _SET_VERSION = prepared(
         etag=bindparam("p_etag"),
     )
 )
-_NODE_COLUMNS = ("org_id", "owner_id", "parent_id", "kind", "name", "given_name", "size", "ctime", "mtime", "etag")
+_NODE_COLUMNS = (
+    "org_id",
+    "owner_id",
+    "group_id",
+    "parent_id",
+    "kind",
+    "name",
+    "given_name",
+    "size",
+    "ctime",
+    "mtime",
+    "etag",
+)
 _INSERT_NODE = prepared(
     insert(nodes_t).values({col: bindparam(f"p_{col}") for col in _NODE_COLUMNS}).returning(nodes_t.c.id)
 )
@@ -153,6 +220,17 @@ def _new_etag() -> str:
     return uuid.uuid4().hex
 
 
+def _space(entry: Entry) -> tuple[str, int]:
+    """The space holding a node: a group folder, or its owner's private tree (one quota each)."""
+    return ("group", entry.group_id) if entry.group_id is not None else ("user", entry.owner_id)
+
+
+def _group_parent(org_id: int) -> int:
+    """The id under which group folder names are sealed: a virtual folder per organisation
+    (negative, so never a node's id)."""
+    return -org_id
+
+
 @dataclass(frozen=True, slots=True)
 class VersionRef:
     """Where a file's content is and how to open it."""
@@ -179,6 +257,13 @@ class Entry:
     mtime: float
     etag: str
     version: VersionRef | None = field(default=None, compare=False)
+    #: The group folder holding the node (None: its owner's private tree), and what members may do there.
+    group_id: int | None = None
+    group_access: str | None = None
+
+    @property
+    def is_group_root(self) -> bool:
+        return self.group_id is not None and self.parent_id is None
 
 
 class Tree:
@@ -237,6 +322,9 @@ class Tree:
         """The entry of a node row; ``lookup_name``: the NFC name the row was found by, if so."""
         if row.parent_id is None:
             name = ""
+            if row.group_id is not None:  # a group folder: its name is kept with the group
+                _, key = self.org_key(c, row.org_id)
+                name = open_name(key, row.group_name, row.group_given_name, _group_parent(row.org_id))
         elif row.given_name is None and lookup_name is not None:
             # Found by the deterministic ciphertext of this very name: no need to decrypt it.
             name = lookup_name
@@ -258,6 +346,8 @@ class Tree:
             mtime=row.mtime,
             etag=row.etag,
             version=ref,
+            group_id=row.group_id,
+            group_access=row.group_access,
         )
 
     def _get(self, c: Tx, node_id: int) -> Entry | None:
@@ -342,30 +432,44 @@ class Tree:
         quota = quota_bytes if quota_bytes is not None else self.settings.storage.default_quota_bytes
         return quota or None
 
-    def usage(self, owner_id: int) -> tuple[int, int | None]:
-        """(bytes used, quota in bytes or None when unlimited) of a user."""
+    def usage(self, holder: Entry) -> tuple[int, int | None]:
+        """(bytes used, quota in bytes or None when unlimited) of the space holding ``holder``:
+        its owner's private tree, or its group folder."""
         with self.db.read() as c:
-            row = c.one(_USAGE, user_id=owner_id)
+            return self._usage(c, holder)
+
+    def _usage(self, c: Tx, holder: Entry) -> tuple[int, int | None]:
+        if holder.group_id is not None:
+            row = c.one(_GROUP_USAGE, group_id=holder.group_id)
+            if row is None:
+                raise NotFound(f"group folder {holder.group_id} not found")
+            return row.used_bytes, row.quota_bytes or None
+        row = c.one(_USAGE, user_id=holder.owner_id)
         if row is None:
-            raise NotFound(f"user {owner_id} not found")
+            raise NotFound(f"user {holder.owner_id} not found")
         return row.used_bytes, self._quota(row.quota_bytes)
 
-    def _allowance(self, c: Tx, owner_id: int, *, replacing: int) -> int | None:
-        """Bytes the owner may still store (``replacing`` bytes being freed), None if unlimited."""
-        row = c.one(_USAGE, user_id=owner_id)
-        if row is None:
-            raise NotFound(f"user {owner_id} not found")
-        quota = self._quota(row.quota_bytes)
-        return None if quota is None else max(0, quota - row.used_bytes + replacing)
+    @staticmethod
+    def _space_name(holder: Entry) -> str:
+        return f"group folder {holder.group_id}" if holder.group_id is not None else f"user {holder.owner_id}"
 
-    def _charge(self, c: Tx, owner_id: int, delta: int) -> None:
-        """Add ``delta`` bytes to the owner's usage; raise QuotaExceeded past the quota."""
+    def _allowance(self, c: Tx, holder: Entry, *, replacing: int) -> int | None:
+        """Bytes the space of ``holder`` may still store (``replacing`` bytes being freed), None if unlimited."""
+        used, quota = self._usage(c, holder)
+        return None if quota is None else max(0, quota - used + replacing)
+
+    def _charge(self, c: Tx, holder: Entry, delta: int) -> None:
+        """Add ``delta`` bytes to the usage of the space of ``holder``; raise QuotaExceeded past its quota."""
         if delta > 0:
-            allowance = self._allowance(c, owner_id, replacing=0)
+            allowance = self._allowance(c, holder, replacing=0)
             if allowance is not None and delta > allowance:
-                raise QuotaExceeded(f"quota of user {owner_id} exceeded")
-        if delta:
-            c.run(_CHARGE, user_id=owner_id, delta=delta)
+                raise QuotaExceeded(f"quota of {self._space_name(holder)} exceeded")
+        if not delta:
+            return
+        if holder.group_id is not None:
+            c.run(_GROUP_CHARGE, group_id=holder.group_id, delta=delta)
+        else:
+            c.run(_CHARGE, user_id=holder.owner_id, delta=delta)
 
     # -- creating ----------------------------------------------------------------
 
@@ -382,6 +486,7 @@ class Tree:
             _INSERT_NODE,
             p_org_id=parent.org_id,
             p_owner_id=parent.owner_id,
+            p_group_id=parent.group_id,
             p_parent_id=parent.id,
             p_kind=kind,
             p_name=seal_lookup_name(key, name, parent.id),
@@ -432,9 +537,9 @@ class Tree:
             existing = self._child(c, folder, name)
             if existing is not None and existing.is_dir:
                 raise Conflict(f"node {existing.id} is a folder")
-            allowance = self._allowance(c, folder.owner_id, replacing=existing.size if existing is not None else 0)
+            allowance = self._allowance(c, folder, replacing=existing.size if existing is not None else 0)
         if expected_size is not None and allowance is not None and expected_size > allowance:
-            raise QuotaExceeded(f"quota of user {folder.owner_id} exceeded")
+            raise QuotaExceeded(f"quota of {self._space_name(folder)} exceeded")
         return Upload(self, parent.id, name, record_id, key, allowance=allowance, expected_size=expected_size)
 
     def _finish_upload(self, upload: Upload, size: int) -> Entry:
@@ -471,7 +576,7 @@ class Tree:
             if existing is not None and existing.version is not None:
                 old_blob = existing.version.blob_id
                 c.run(_DELETE_VERSION, version_id=existing.version.id)
-            self._charge(c, folder.owner_id, size - old_size)
+            self._charge(c, folder, size - old_size)
             return self._get(c, node_id), old_blob
 
         entry, old_blob = self.db.grouped(work)
@@ -515,6 +620,8 @@ class Tree:
                 if self._is_ancestor(c, target.id, node.id):
                     raise Conflict(f"cannot replace node {target.id}, an ancestor of node {node.id}")
                 replaced_blobs = self._delete_subtree(c, target)
+            if _space(node) != _space(folder):
+                self._change_space(c, node, folder)
             _, key = self.org_key(c, folder.org_id)
             c.run(
                 _RENAME,
@@ -532,6 +639,21 @@ class Tree:
             self.blobs.delete(blob_id)
         return replaced
 
+    def _change_space(self, c: Tx, node: Entry, folder: Entry) -> None:
+        """Move the usage of a subtree to the space of ``folder`` and make it that space's
+        (a private tree's owner, or a group folder); contents keep their keys: one organisation."""
+        rows = c.all(_SUBTREE, node_id=node.id)
+        size = sum(r.size for r in rows)
+        self._charge(c, node, -size)
+        self._charge(c, folder, size)  # QuotaExceeded rolls the whole move back
+        ids = [r.id for r in rows]
+        for chunk in _chunks(ids):
+            c.run(
+                update(nodes_t)
+                .where(nodes_t.c.id.in_(chunk))
+                .values(group_id=folder.group_id, owner_id=folder.owner_id)
+            )
+
     def delete(self, entry: Entry) -> None:
         """Delete a node and everything below it."""
 
@@ -547,7 +669,7 @@ class Tree:
         for blob_id in self.db.grouped(work, durable=False):  # unless it removes content
             self.blobs.delete(blob_id)
 
-    def _delete_subtree(self, c: Tx, node: Entry) -> list[str]:
+    def _delete_subtree(self, c: Tx, node: Entry, *, charge: bool = True) -> list[str]:
         """Delete the rows of a subtree and credit the owner; return the blob ids to
         delete once the transaction has committed, durably: a power cut must not
         bring back rows whose blobs are gone."""
@@ -557,7 +679,8 @@ class Tree:
             c.run(_DELETE_NODE, node_id=node.id)
             if node.version is not None:
                 c.run(_DELETE_VERSION, version_id=node.version.id)
-            self._charge(c, node.owner_id, -node.size)
+            if charge:
+                self._charge(c, node, -node.size)
             if node.version is None:
                 return []
             c.require_durable()
@@ -571,7 +694,8 @@ class Tree:
             c.run(delete(nodes_t).where(nodes_t.c.id.in_(chunk)))
         for chunk in _chunks(version_ids):
             c.run(delete(versions_t).where(versions_t.c.id.in_(chunk)))
-        self._charge(c, node.owner_id, -sum(r.size for r in rows))
+        if charge:
+            self._charge(c, node, -sum(r.size for r in rows))
         blob_ids = [r.blob_id for r in rows if r.blob_id is not None]
         if blob_ids:
             c.require_durable()
@@ -591,9 +715,9 @@ class Tree:
             record_id, key = self.org_key(c, folder.org_id)
             target = self._child(c, folder, new_name)
             replacing = target.size if target is not None and not target.is_dir else 0
-            allowance = self._allowance(c, folder.owner_id, replacing=replacing)
+            allowance = self._allowance(c, folder, replacing=replacing)
         if allowance is not None and total > allowance:
-            raise QuotaExceeded(f"quota of user {folder.owner_id} exceeded")
+            raise QuotaExceeded(f"quota of {self._space_name(folder)} exceeded")
 
         new_blobs: dict[int, tuple[str, bytes]] = {}  # source id -> (blob id, sealed data key)
         try:
@@ -706,10 +830,128 @@ class Tree:
                         ctime=now,
                         mtime=source.mtime,
                         etag="",
+                        group_id=parent.group_id,
+                        group_access=parent.group_access,
                     )
             self._touch(c, folder.id, now)
-            self._charge(c, folder.owner_id, added)
+            self._charge(c, folder, added)
         return replaced_blobs, target is not None
+
+    # -- group folders ------------------------------------------------------------------
+
+    def create_group_folder(
+        self, org_id: int, name: str, *, owner_id: int, member_access: str = "rw", quota_bytes: int | None = None
+    ) -> Entry:
+        """A new group folder of organisation ``org_id``; returns its root (named ``name``).
+
+        ``owner_id`` is the admin creating it (recorded on its nodes; the group
+        folder, not the admin, holds them).  ``member_access``: "rw" or "ro".
+        """
+        validate_name(name)
+        if member_access not in GROUP_ACCESS:
+            raise BadRequest('member access is "rw" (read and write) or "ro" (read only)')
+        if quota_bytes is not None and quota_bytes < 0:
+            raise BadRequest("a quota is a number of bytes, 0 for unlimited")
+        now = time.time()
+
+        def work(c: Tx) -> Entry | None:
+            _, key = self.org_key(c, org_id)
+            sealed = seal_lookup_name(key, name, _group_parent(org_id))
+            if c.scalar(_GROUP_BY_NAME, org_id=org_id, sealed=sealed) is not None:
+                raise AlreadyExists(f"organisation {org_id} already has a group folder of that name")
+            root_id = c.insert(
+                _INSERT_NODE,
+                p_org_id=org_id,
+                p_owner_id=owner_id,
+                p_group_id=None,
+                p_parent_id=None,
+                p_kind=KIND_DIR,
+                p_name=b"",
+                p_given_name=None,
+                p_size=0,
+                p_ctime=now,
+                p_mtime=now,
+                p_etag=_new_etag(),
+            )
+            group_id = c.insert(
+                _INSERT_GROUP,
+                p_org_id=org_id,
+                p_root_id=root_id,
+                p_name=sealed,
+                p_given_name=seal_given_name(key, name, _group_parent(org_id)),
+                p_member_access=member_access,
+                p_quota_bytes=quota_bytes or None,
+                p_used_bytes=0,
+                p_created_at=now,
+            )
+            c.run(update(nodes_t).where(nodes_t.c.id == root_id).values(group_id=group_id))
+            return self._get(c, root_id)
+
+        entry = self.db.grouped(work)
+        assert entry is not None
+        return entry
+
+    def group_folders(self, org_id: int) -> list[Entry]:
+        """The roots of an organisation's group folders, named."""
+        with self.db.read() as c:
+            rows = c.all(_GROUP_ROOTS, org_id=org_id)
+            return sorted((self._entry(c, row) for row in rows), key=lambda e: e.name)
+
+    def group_folder_named(self, org_id: int, name: str) -> Entry | None:
+        """The root of the organisation's group folder called ``name`` (NFC lookup), or None."""
+        with self.db.read() as c:
+            _, key = self.org_key(c, org_id)
+            lookup = lookup_form(name)
+            root_id = c.scalar(
+                _GROUP_BY_NAME, org_id=org_id, sealed=seal_lookup_name(key, lookup, _group_parent(org_id))
+            )
+            return self._get(c, root_id) if root_id is not None else None
+
+    def set_group_folder(
+        self, group_root: Entry, *, member_access: str | None = None, quota_bytes: int | None = None
+    ) -> Entry:
+        """Change what members may do in a group folder, or its quota (0: unlimited)."""
+        values: dict[str, Any] = {}
+        if member_access is not None:
+            if member_access not in GROUP_ACCESS:
+                raise BadRequest('member access is "rw" (read and write) or "ro" (read only)')
+            values["member_access"] = member_access
+        if quota_bytes is not None:
+            if quota_bytes < 0:
+                raise BadRequest("a quota is a number of bytes, 0 for unlimited")
+            values["quota_bytes"] = quota_bytes or None
+        if group_root.group_id is None or not group_root.is_group_root:
+            raise NotFound("not a group folder")
+
+        def work(c: Tx) -> Entry | None:
+            if values:
+                c.run(update(group_folders_t).where(group_folders_t.c.id == group_root.group_id).values(**values))
+            return self._get(c, group_root.id)
+
+        entry = self.db.grouped(work, durable=False)
+        if entry is None:
+            raise NotFound("group folder not found")
+        return entry
+
+    def delete_group_folder(self, group_root: Entry) -> None:
+        """Delete a group folder and everything in it."""
+        if group_root.group_id is None or not group_root.is_group_root:
+            raise NotFound("not a group folder")
+        group_id = group_root.group_id
+
+        def work(c: Tx) -> list[str]:
+            root = self._get(c, group_root.id)
+            if root is None:
+                raise NotFound("group folder not found")
+            ids = [r.id for r in c.all(_SUBTREE, node_id=root.id)]
+            # Nodes and group refer to each other: unlink the nodes first.
+            for chunk in _chunks(ids):
+                c.run(update(nodes_t).where(nodes_t.c.id.in_(chunk)).values(group_id=None))
+            c.run(delete(group_folders_t).where(group_folders_t.c.id == group_id))
+            return self._delete_subtree(c, root, charge=False)
+
+        for blob_id in self.db.grouped(work, durable=False):  # durable when it removes content
+            self.blobs.delete(blob_id)
 
     # -- dead properties -------------------------------------------------------------
 

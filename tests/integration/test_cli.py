@@ -98,10 +98,50 @@ def test_scriptable_init_and_user_commands(tmp_path: Path) -> None:
     assert meddav("user", "passwd", "nobody", config=config).returncode == 1
 
 
+def test_organisations_roles_and_group_folders(tmp_path: Path) -> None:
+    assert (
+        meddav(
+            "init", "--data-dir", str(tmp_path / "d"), "--password-stdin", stdin="the admin pass phrase\n"
+        ).returncode
+        == 0
+    )
+    config = tmp_path / "d" / "meddav.toml"
+    assert "created organisation Clinique B (id 2)" in meddav("org", "add", "Clinique B", config=config).stdout
+    assert meddav("org", "add", "Clinique B", config=config).returncode == 1  # names are unique
+    added = meddav(
+        "user", "add", "olga", "--org", "Clinique B", "--role", "org_admin", "--email", "olga@clinique-b.fr",
+        "--lang", "fr", "--password-stdin", stdin="olga's long passphrase\n", config=config,
+    )  # fmt: skip
+    assert added.returncode == 0 and "organisation 2, role org_admin" in added.stdout
+    assert meddav("user", "add", "x", "--email", "not-an-address", config=config).returncode == 1
+    assert meddav("user", "add", "y", "--org", "Nowhere", config=config).returncode == 1
+    orgs = meddav("org", "list", config=config).stdout
+    assert "Clinique B" in orgs and "1" in orgs.splitlines()[-1]
+    users = meddav("user", "list", config=config).stdout
+    assert "instance_admin" in users and "org_admin" in users
+    # Group folders.
+    made = meddav("group", "add", "Dossiers partagés", "--org", "2", config=config)
+    assert made.returncode == 0 and "members read and write" in made.stdout, made.stderr
+    assert meddav("group", "add", "Dossiers partagés", "--org", "2", config=config).returncode == 1
+    orphan = meddav("group", "add", "Sans admin", "--org", "1", config=config)
+    assert orphan.returncode == 0  # the instance admin of organisation 1 is recorded as creator
+    listed = meddav("group", "list", config=config).stdout
+    assert "Dossiers partagés" in listed and "Sans admin" in listed
+    changed = meddav("group", "set", "Dossiers partagés", "--org", "Clinique B", "--access", "ro", config=config)
+    assert changed.returncode == 0 and "members ro" in changed.stdout
+    assert meddav("group", "remove", "Dossiers partagés", "--org", "2", config=config).returncode == 1  # no --yes
+    assert meddav("group", "remove", "Dossiers partagés", "--org", "2", "--yes", config=config).returncode == 0
+    assert "Dossiers partagés" not in meddav("group", "list", config=config).stdout
+    assert meddav("user", "role", "olga", "member", config=config).returncode == 0
+    assert "member" in meddav("user", "list", config=config).stdout
+
+
 def test_every_command_explains_itself() -> None:
     commands = [[], ["init"], ["serve"], ["user"], ["user", "add"], ["user", "list"], ["user", "passwd"],
                 ["user", "quota"], ["user", "disable"], ["user", "enable"], ["fsck"], ["db"], ["db", "upgrade"],
-                ["config"], ["config", "check"], ["config", "example"], ["version"]]  # fmt: skip
+                ["config"], ["config", "check"], ["config", "example"], ["version"], ["user", "role"],
+                ["org"], ["org", "add"], ["org", "list"], ["group"], ["group", "add"], ["group", "list"],
+                ["group", "set"], ["group", "remove"]]  # fmt: skip
     for command in commands:
         result = meddav(*command, "--help")
         assert result.returncode == 0, command
