@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DATA_DIR ?= var
-# WebDAV clients the tests drive, from Debian packages.
-CLIENTS := litmus rclone cadaver
+# Programs the tests drive, from Debian packages, as command:package: WebDAV
+# clients, and headless Chromium with its WebDriver for the web pages.
+CLIENTS := litmus:litmus rclone:rclone cadaver:cadaver chromium:chromium chromedriver:chromium-driver
 
 .PHONY: run test install test-install clients lint typecheck pytest bench conf clean help
 
@@ -37,7 +38,9 @@ run: install
 # Missing clients are installed with apt-get; one that cannot be installed makes
 # its own test fail with the command to run, it never skips silently.
 clients:
-	@missing=""; for c in $(CLIENTS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	@missing=""; for pair in $(CLIENTS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 	  echo "installing test clients:$$missing"; \

@@ -9,9 +9,11 @@ configuration (the message names the option and the fix; no traceback).
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -233,6 +235,82 @@ def cmd_user_role(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _audit_cli(instance: Instance, action: str, *, user_id: int | None = None, org_id: int | None = None) -> None:
+    """An administrative action done from the command line, in the audit log."""
+    from server.audit import AuditEvent
+
+    instance.audit.record(
+        AuditEvent(
+            principal=f"os:{getpass.getuser()}",
+            address="local",
+            surface="cli",
+            action=action,
+            target_id=user_id,
+            org_id=org_id,
+            outcome="ok",
+        )
+    )
+
+
+def cmd_user_reset_2fa(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        user = instance.accounts.get(args.name)
+        instance.credentials.reset_second_factor(user.id)
+        _audit_cli(instance, "admin.user.reset_2fa", user_id=user.id, org_id=user.org_id)
+        if user.email:
+            _alert(instance, user.email, user.locale, "second_factor_reset", admin_name=getpass.getuser())
+    finally:
+        instance.close()
+    print(
+        f"second factor of {user.username} removed with its recovery codes; "
+        "they set up a new one at their next web login"
+    )
+    return EXIT_OK
+
+
+def cmd_app_password_list(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        user = instance.accounts.get(args.name)
+        apps = instance.credentials.app_passwords(user.id)
+    finally:
+        instance.close()
+    print(f"{'id':>4}  {'name':<32} {'created (UTC)':<17} {'last used (UTC)':<17} address")
+    for app in apps:
+        used = _utc(app.last_used_at) if app.last_used_at else "never"
+        print(f"{app.id:>4}  {app.name:<32} {_utc(app.created_at):<17} {used:<17} {app.last_used_address or '-'}")
+    return EXIT_OK
+
+
+def cmd_app_password_revoke(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        user = instance.accounts.get(args.name)
+        instance.credentials.revoke_app_password(user.id, args.id)
+        _audit_cli(instance, "app_password.revoke", user_id=user.id, org_id=user.org_id)
+    finally:
+        instance.close()
+    print(f"app password {args.id} of {user.username} revoked; the device using it is refused from now on")
+    return EXIT_OK
+
+
+def _alert(instance: Instance, to: str, locale: str | None, template: str, **context: Any) -> None:
+    """Tell a user about a change to their account; a mail that cannot be sent is reported, not fatal."""
+    from datetime import UTC, datetime
+
+    from server.mail import MailError
+
+    try:
+        instance.mailer.send(template, to, locale=locale or "fr", context={"reset_at": datetime.now(UTC), **context})
+    except MailError as exc:
+        print(f"warning: the user could not be told by e-mail: {exc}", file=sys.stderr)
+
+
+def _utc(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(when))
+
+
 def _group_root(instance: Instance, org_ref: str, name: str) -> Entry:
     org = instance.accounts.organisation(org_ref)
     root = instance.tree.group_folder_named(org.id, name)
@@ -442,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = user_command("quota", cmd_user_quota, "set a user's storage quota")
     q.add_argument("name")
     q.add_argument("bytes", help="bytes the user may store; 0: unlimited; default: [storage] default_quota_bytes")
+    q = user_command(
+        "reset-2fa", cmd_user_reset_2fa, "remove a user's second factor (a lost phone); they enrol a new one"
+    )
+    q.add_argument("name")
     q = user_command("role", cmd_user_role, "change a user's role (applies at once)")
     q.add_argument("name")
     q.add_argument("role", choices=ROLES)
@@ -497,6 +579,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name")
     q.add_argument("--org", required=True, metavar="ORG")
     q.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+    p = command("app-password", lambda a: EXIT_USAGE, "list or revoke a user's app passwords (WebDAV devices)")
+    apw = p.add_subparsers(dest="app_password_command", metavar="ACTION", required=True)
+    q = apw.add_parser(
+        "list", help="list a user's app passwords", description="List a user's app passwords in use, with last use."
+    )
+    q.set_defaults(func=cmd_app_password_list)
+    q.add_argument("name", help="user name")
+    q = apw.add_parser(
+        "revoke", help="revoke an app password", description="Revoke an app password: its device is refused at once."
+    )
+    q.set_defaults(func=cmd_app_password_revoke)
+    q.add_argument("name", help="user name")
+    q.add_argument("id", type=int, help="the app password's id (see: meddav app-password list NAME)")
 
     add_audit_commands(sub, _open)
 

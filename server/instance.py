@@ -25,7 +25,8 @@ from server.accounts import Accounts
 from server.audit import AuditLog
 from server.auth import Authenticator, PasswordHasher, PasswordPolicy
 from server.config import Settings, default_key_file, load_settings, toml_value
-from server.crypto import KeyRing, LockSealer, MasterKey
+from server.credentials import Credentials, SecretDigester
+from server.crypto import CredentialSealer, KeyRing, LockSealer, MasterKey
 from server.db import Database
 from server.db.models import instance_t
 from server.errors import ConfigError, KeyFileError
@@ -54,6 +55,7 @@ class Instance:
     tree: Tree
     accounts: Accounts
     authenticator: Authenticator
+    credentials: Credentials
     lock_sealer: LockSealer
     audit: AuditLog
     mailer: Mailer
@@ -86,7 +88,11 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
     keys = KeyRing(master)
     blobs = load_blob_store(settings)
     hasher = PasswordHasher(settings.auth)
-    authenticator = Authenticator.from_settings(settings, db, hasher)
+    credentials = Credentials(
+        db, SecretDigester(master.secret_digest_key()), CredentialSealer(master.credentials_key())
+    )
+    authenticator = Authenticator.from_settings(settings, db, hasher, credentials)
+    credentials.on_change = authenticator.forget_user
     return Instance(
         settings=settings,
         db=db,
@@ -101,6 +107,7 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
             on_credentials_changed=authenticator.forget_user,
         ),
         authenticator=authenticator,
+        credentials=credentials,
         lock_sealer=LockSealer(master.lock_key()),
         audit=AuditLog(db),
         mailer=Mailer.from_settings(settings.mail, base_url=settings.public_base_url()),

@@ -18,7 +18,13 @@ import pytest
 from server.testing import LiveServer, TestInstance, make_instance
 
 #: Debian package that provides each client the tests drive.
-CLIENT_PACKAGES = {"litmus": "litmus", "rclone": "rclone", "cadaver": "cadaver"}
+CLIENT_PACKAGES = {
+    "litmus": "litmus",
+    "rclone": "rclone",
+    "cadaver": "cadaver",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
+}
 
 
 def require_client(name: str) -> str:

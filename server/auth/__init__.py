@@ -53,6 +53,7 @@ from server.policy import Principal
 
 if TYPE_CHECKING:
     from server.config import AuthSettings, Settings
+    from server.credentials import Credentials
     from server.db import Database
 
 __all__ = [
@@ -79,6 +80,7 @@ _USER_BY_NAME = prepared(
         users_t.c.org_id,
         users_t.c.root_id,
         users_t.c.role,
+        users_t.c.totp_enabled_at,
         users_t.c.disabled,
         users_t.c.auth_epoch,
         users_t.c.password_hash,
@@ -141,9 +143,19 @@ class _Verified:
 class Authenticator:
     """Turns (user name, password) into a :class:`~server.policy.Principal`, throttling failures."""
 
-    def __init__(self, settings: AuthSettings, db: Database, hasher: PasswordHasher, *, throttle: Throttle) -> None:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        db: Database,
+        hasher: PasswordHasher,
+        *,
+        throttle: Throttle,
+        credentials: Credentials | None = None,
+    ) -> None:
         #: The one throttle of this process: every surface that checks a password uses it.
         self.throttle = throttle
+        #: App passwords (checked by keyed digest, not Argon2) and whether a user has a second factor.
+        self.credentials = credentials
         self._db = db
         self._hasher = hasher
         self._ttl = settings.cache_seconds
@@ -154,9 +166,17 @@ class Authenticator:
         self._decoy = hasher.hash(secrets.token_urlsafe(24))
 
     @classmethod
-    def from_settings(cls, settings: Settings, db: Database, hasher: PasswordHasher) -> Authenticator:
+    def from_settings(
+        cls, settings: Settings, db: Database, hasher: PasswordHasher, credentials: Credentials | None = None
+    ) -> Authenticator:
         """The authenticator of an instance, its throttle counting in this process's memory."""
-        return cls(settings.auth, db, hasher, throttle=Throttle(settings.throttle, MemoryThrottleStore()))
+        return cls(
+            settings.auth,
+            db,
+            hasher,
+            throttle=Throttle(settings.throttle, MemoryThrottleStore()),
+            credentials=credentials,
+        )
 
     def _cache_id(self, username: str, password: str) -> bytes:
         return hmac.new(self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
@@ -170,8 +190,16 @@ class Authenticator:
         finally:
             self._slots.release()
 
-    def authenticate(self, username: str, password: str, *, address: str, now: float | None = None) -> Principal:
+    def authenticate(
+        self, username: str, password: str, *, address: str, now: float | None = None, web: bool = False
+    ) -> Principal:
         """Verify credentials sent from client ``address``; raise Throttled, AuthenticationFailed or Busy.
+
+        For WebDAV (and the API), ``password`` is the account password or one of
+        the user's app passwords; once the user has a second factor, only app
+        passwords (a drive client cannot type a code).  For the web login
+        (``web=True``), only the account password: the second factor is the
+        login page's next step.
 
         Throttled (a subclass of AuthenticationFailed) comes before any work:
         no database read, no hash.  A failure is counted against the name as
@@ -183,19 +211,19 @@ class Authenticator:
         if wait is not None:
             raise Throttled(wait)
         try:
-            principal = self._authenticate(username, password, now)
+            principal = self._authenticate(username, password, now, address=address, web=web)
         except AuthenticationFailed:
             self.throttle.failed(username, address, now)
             raise
         self.throttle.succeeded(username, address)
         return principal
 
-    def _authenticate(self, username: str, password: str, now: float) -> Principal:
+    def _authenticate(self, username: str, password: str, now: float, *, address: str, web: bool) -> Principal:
         try:
             name = normalize_username(username)
         except BadRequest:
             raise AuthenticationFailed() from None
-        cache_id = self._cache_id(name, password)
+        cache_id = self._cache_id(("web:" if web else "") + name, password)
         with self._cache_lock:
             cached = self._cache.get(cache_id)
         if cached is not None and cached.expires > now and now - cached.checked < RECHECK_SECONDS:
@@ -208,11 +236,22 @@ class Authenticator:
         if cached is not None and cached.expires > now and cached.epoch == user.auth_epoch:
             cached.checked = now
             return cached.principal
-        ok, new_hash = self._verify(password, user.password_hash)
+        if not web and self.credentials is not None and self.credentials.looks_like_app_password(password):
+            ok = self.credentials.check_app_password(user.id, password, address=address, now=now)
+            if not ok and user.totp_enabled_at is not None:
+                raise AuthenticationFailed()
+        else:
+            ok = False
         if not ok:
-            raise AuthenticationFailed()
-        if new_hash is not None:
-            self._rehash(user.id, user.auth_epoch, new_hash)
+            if not web and user.totp_enabled_at is not None:
+                # The account password is for the web login (with its second factor), not for drives.
+                self._verify(password, self._decoy)  # same cost as a real check
+                raise AuthenticationFailed()
+            ok, new_hash = self._verify(password, user.password_hash)
+            if not ok:
+                raise AuthenticationFailed()
+            if new_hash is not None:
+                self._rehash(user.id, user.auth_epoch, new_hash)
         principal = Principal(
             user_id=user.id, username=user.username, org_id=user.org_id, root_id=user.root_id, role=user.role
         )

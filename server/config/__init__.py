@@ -39,6 +39,7 @@ __all__ = [
     "Settings",
     "StorageSettings",
     "ThrottleSettings",
+    "WebSettings",
     "default_key_file",
     "is_loopback",
     "load_settings",
@@ -135,6 +136,15 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    session_idle_minutes: int
+    session_lifetime_hours: int
+    admins_need_second_factor: bool
+    reset_link_minutes: int
+    invitation_days: int
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     retention_days: int
 
@@ -157,6 +167,7 @@ class Settings:
     passwords: PasswordSettings
     throttle: ThrottleSettings
     mail: MailSettings
+    web: WebSettings
     audit: AuditSettings
     #: The file these settings came from (None when built in code).
     source: Path | None = None
@@ -356,6 +367,7 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
         passwords=PasswordSettings(**v["passwords"]),
         throttle=ThrottleSettings(**v["throttle"]),
         mail=MailSettings(**v["mail"]),
+        web=WebSettings(**v["web"]),
         audit=AuditSettings(**v["audit"]),
         source=source,
     )

@@ -413,6 +413,27 @@ SCHEMA: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "web",
+        "Web logins: sessions, second factor, links sent by e-mail.",
+        (
+            Option("session_idle_minutes", 15, "A web session unused this long ends.", integer(1, 24 * 60)),
+            Option(
+                "session_lifetime_hours",
+                12,
+                "A web session ends this long after login, used or not.",
+                integer(1, 24 * 30),
+            ),
+            Option(
+                "admins_need_second_factor",
+                True,
+                "Organisation and instance admins must set up a second factor (TOTP) before anything else.",
+                boolean,
+            ),
+            Option("reset_link_minutes", 30, "How long a password-reset link works (once).", integer(5, 24 * 60)),
+            Option("invitation_days", 7, "How long an invitation link works (once).", integer(1, 60)),
+        ),
+    ),
+    Section(
         "audit",
         "The audit log: who did what, when, from where, with which outcome (ids, never file names).",
         (
