@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench import workloads  # noqa: E402
 from server.testing import ServerProcess, make_instance  # noqa: E402
 
-WORKLOADS = ("big", "small", "propfind", "meta", "rss")
+WORKLOADS = ("big", "small", "propfind", "meta", "latency", "rss")
 #: (workload, figure, higher is better, target ratio)
 TARGETS = (
     ("big", "put_mb_s", True, 0.8),
@@ -41,6 +41,8 @@ TARGETS = (
     ("small", "get_req_s", True, 0.8),
     ("propfind", "median_ms", False, 0.7),
     ("meta", "ops_s", True, 1.0),
+    # Latency growth from 1 to 8 clients, MedDAV's over wsgidav's: the audit chain must not add to it.
+    ("latency", "growth", False, 1.2),
 )
 
 
@@ -86,6 +88,8 @@ def run_workload(name: str, dav: workloads.Dav, pid: int, args: argparse.Namespa
             return workloads.propfind(dav, base, pid, members=args.propfind_members, runs=args.propfind_runs)
         if name == "meta":
             return workloads.meta(dav, base, pid, rounds=args.meta_rounds)
+        if name == "latency":
+            return workloads.latency(dav, base, pid, requests=args.latency_requests, concurrency=args.concurrency)
         if name == "rss":
             small_peak = workloads.transfer_rss(dav, base, pid, mib=10)
             large_peak = workloads.transfer_rss(dav, base, pid, mib=args.rss_large_mib)
@@ -109,6 +113,7 @@ def main() -> int:
     parser.add_argument("--propfind-members", type=int, default=5000)
     parser.add_argument("--propfind-runs", type=int, default=5)
     parser.add_argument("--meta-rounds", type=int, default=500)
+    parser.add_argument("--latency-requests", type=int, default=800)
     parser.add_argument("--rss-large-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are medians (RSS: maximum)")
     parser.add_argument(

@@ -210,6 +210,29 @@ def small(dav: Dav, base: str, pid: int | None, *, count: int, size: int, concur
     return out
 
 
+def latency(dav: Dav, base: str, pid: int | None, *, requests: int, concurrency: int) -> dict[str, Any]:
+    """Median GET latency of one small file with one client, then with ``concurrency`` clients.
+
+    Every MedDAV request appends an audit row to one hash chain; this shows
+    whether that makes latency grow with concurrency more than plain wsgidav's.
+    """
+    url = base + "one.bin"
+    body = b"x" * 4096
+    with dav.client() as c:
+        Dav.check(c.put(url, content=body), 201, 204)
+
+    def get(client: httpx.Client, _: int) -> None:
+        Dav.check(client.get(url), 200)
+
+    out: dict[str, Any] = {}
+    for clients in (1, concurrency):
+        _parallel(dav, list(range(50)), get, clients)  # warm up connections
+        latencies = sorted(_parallel(dav, list(range(requests)), get, clients))
+        out[f"p50_c{clients}_ms"] = round(latencies[len(latencies) // 2] * 1000, 2)
+    out["growth"] = round(out[f"p50_c{concurrency}_ms"] / out["p50_c1_ms"], 2)
+    return out
+
+
 def propfind(dav: Dav, base: str, pid: int | None, *, members: int, runs: int) -> dict[str, Any]:
     folder = base + "many/"
     with dav.client() as c:
