@@ -148,6 +148,22 @@ def cmd_org_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_org_set(args: argparse.Namespace) -> int:
+    instance = _open(args)
+    try:
+        org = instance.accounts.organisation(args.org)
+        required = args.require_second_factor == "yes"
+        instance.accounts.set_second_factor_required(org.id, required=required)
+        _audit_cli(instance, "admin.org.second_factor", org_id=org.id)
+    finally:
+        instance.close()
+    if required:
+        print(f"{org.name}: every member needs a second factor; drives must now use app passwords")
+    else:
+        print(f"{org.name}: a second factor is optional")
+    return EXIT_OK
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     instance = _open(args)
     try:
@@ -539,6 +555,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", help="its name, e.g. 'Cabinet du Dr Martin'")
     q = org.add_parser("list", help="list organisations", description="List organisations and their sizes.")
     q.set_defaults(func=cmd_org_list)
+    q = org.add_parser(
+        "set",
+        help="change an organisation's rules",
+        description=(
+            "Require a second factor of every member (yes) or not (no). When required, drives\n"
+            "(WebDAV) accept only app passwords, made on the web pages once the second factor is set up."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.set_defaults(func=cmd_org_set)
+    q.add_argument("org", help="organisation, by id or name")
+    q.add_argument("--require-second-factor", choices=("yes", "no"), required=True)
 
     p = command(
         "group",

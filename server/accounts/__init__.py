@@ -152,6 +152,24 @@ class Accounts:
                 raise NotFound(f"no organisation {ref!r}")
             return OrganisationInfo(org.id, org.name, org.require_second_factor, org.created_at)
 
+    def set_second_factor_required(self, org_id: int, *, required: bool) -> None:
+        """Require (or not) a second factor of every member; drives then need app passwords.
+
+        Members' cached logins end at once, so a password-only drive is refused
+        from the next request.
+        """
+        with self._db.session() as s:
+            org = s.get(Organisation, org_id)
+            if org is None:
+                raise NotFound(f"no organisation {org_id}")
+            org.require_second_factor = required
+            members = list(s.scalars(select(User).where(User.org_id == org_id)))
+            for user in members:
+                user.auth_epoch += 1
+            ids = [u.id for u in members]
+        for user_id in ids:
+            self._credentials_changed(user_id)
+
     def default_organisation(self) -> int:
         with self._db.session() as s:
             org_id: int | None = s.scalar(select(func.min(Organisation.id)))

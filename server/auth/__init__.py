@@ -38,7 +38,7 @@ import time
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from passlib.context import CryptContext
 from sqlalchemy import bindparam, select, update
@@ -47,7 +47,7 @@ from server.auth.client import client_address
 from server.auth.passwords import PasswordPolicy, PasswordRejected, Problem
 from server.auth.throttle import MemoryThrottleStore, Throttle, Throttled, ThrottleStore
 from server.db import prepared
-from server.db.models import users_t
+from server.db.models import organisations_t, users_t
 from server.errors import AuthenticationFailed, BadRequest, Busy
 from server.policy import Principal
 
@@ -73,6 +73,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+def _app_passwords_only(user: Any) -> bool:
+    """Drives must use app passwords: the user has a second factor, or their organisation requires one."""
+    return user.totp_enabled_at is not None or bool(user.require_second_factor)
+
+
 _USER_BY_NAME = prepared(
     select(
         users_t.c.id,
@@ -81,10 +87,13 @@ _USER_BY_NAME = prepared(
         users_t.c.root_id,
         users_t.c.role,
         users_t.c.totp_enabled_at,
+        organisations_t.c.require_second_factor,
         users_t.c.disabled,
         users_t.c.auth_epoch,
         users_t.c.password_hash,
-    ).where(users_t.c.username == bindparam("username"))
+    )
+    .select_from(users_t.join(organisations_t, organisations_t.c.id == users_t.c.org_id))
+    .where(users_t.c.username == bindparam("username"))
 )
 _CACHE_ENTRIES = 10_000
 #: How long a cached verification is trusted before the user row is read again.
@@ -238,12 +247,12 @@ class Authenticator:
             return cached.principal
         if not web and self.credentials is not None and self.credentials.looks_like_app_password(password):
             ok = self.credentials.check_app_password(user.id, password, address=address, now=now)
-            if not ok and user.totp_enabled_at is not None:
+            if not ok and _app_passwords_only(user):
                 raise AuthenticationFailed()
         else:
             ok = False
         if not ok:
-            if not web and user.totp_enabled_at is not None:
+            if not web and _app_passwords_only(user):
                 # The account password is for the web login (with its second factor), not for drives.
                 self._verify(password, self._decoy)  # same cost as a real check
                 raise AuthenticationFailed()

@@ -65,3 +65,22 @@ def test_app_password_commands(live_server: LiveServer, instance_dir: TestInstan
         assert client.get("a.txt").status_code == 401
     reset = meddav("user", "reset-2fa", instance_dir.user)
     assert reset.returncode == 0 and "second factor" in reset.stdout
+
+
+def test_an_organisation_can_require_a_second_factor(live_server: LiveServer, instance_dir: TestInstance) -> None:
+    instance = live_server.instance
+    accounts = instance.accounts
+    org_id = accounts.default_organisation()
+    member = accounts.create_user("bob", "bob's long passphrase", org_id=org_id)
+    _, app_password = instance.credentials.create_app_password(member.id, "Mac")
+
+    def status(password: str) -> int:
+        with httpx.Client(base_url=live_server.dav_url, auth=("bob", password)) as client:
+            return client.request("PROPFIND", "", headers={"Depth": "0"}).status_code
+
+    assert status("bob's long passphrase") == 207
+    accounts.set_second_factor_required(org_id, required=True)
+    assert status("bob's long passphrase") == 401  # at once, though it was cached
+    assert status(app_password) == 207
+    accounts.set_second_factor_required(org_id, required=False)
+    assert status("bob's long passphrase") == 207

@@ -141,7 +141,9 @@ def test_every_command_explains_itself() -> None:
                 ["user", "quota"], ["user", "disable"], ["user", "enable"], ["fsck"], ["db"], ["db", "upgrade"],
                 ["config"], ["config", "check"], ["config", "example"], ["version"], ["user", "role"],
                 ["org"], ["org", "add"], ["org", "list"], ["group"], ["group", "add"], ["group", "list"],
-                ["group", "set"], ["group", "remove"]]  # fmt: skip
+                ["group", "set"], ["group", "remove"], ["org", "set"], ["app-password"],
+                ["app-password", "list"], ["app-password", "revoke"], ["user", "reset-2fa"], ["audit"],
+                ["audit", "verify"], ["audit", "export"], ["audit", "prune"]]  # fmt: skip
     for command in commands:
         result = meddav(*command, "--help")
         assert result.returncode == 0, command
