@@ -186,6 +186,40 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_user_invite(args: argparse.Namespace) -> int:
+    """Create an account without a password and e-mail a single-use link that sets it."""
+    from datetime import UTC, datetime
+
+    instance = _open(args)
+    try:
+        org = instance.accounts.organisation(args.org) if args.org is not None else None
+        user = instance.accounts.create_user(
+            args.name, None, org_id=org.id if org else None, role=args.role, email=args.email, locale=args.lang
+        )
+        org = org or instance.accounts.organisation(user.org_id)
+        ttl = instance.settings.web.invitation_days * 86400
+        token = instance.credentials.issue_token(user.id, "invite", ttl)
+        instance.mailer.send(
+            "invitation",
+            args.email,
+            locale=args.lang or "fr",
+            context={
+                "inviter_name": args.inviter or getpass.getuser(),
+                "organisation_name": org.name,
+                "set_password_url": f"{instance.mailer.base_url}/ui/invite/{token}",
+                "expires_at": datetime.fromtimestamp(time.time() + ttl, UTC),
+            },
+        )
+        _audit_cli(instance, "admin.user.invite", user_id=user.id, org_id=user.org_id)
+    finally:
+        instance.close()
+    print(
+        f"invited {user.username} ({args.email}): the link to set a password works once, for "
+        f"{instance.settings.web.invitation_days} days"
+    )
+    return EXIT_OK
+
+
 def cmd_user_list(args: argparse.Namespace) -> int:
     instance = _open(args)
     try:
@@ -529,6 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="storage quota in bytes (0: unlimited; default: [storage] default_quota_bytes)",
     )
+    q = user_command("invite", cmd_user_invite, "create a user and e-mail them a link to set their password")
+    q.add_argument("name", help="user name (case-insensitive)")
+    q.add_argument("--email", required=True, help="where the invitation goes")
+    q.add_argument("--org", metavar="ORG", help="organisation, by id or name (default: the first one)")
+    q.add_argument("--role", choices=ROLES, default=ROLE_MEMBER)
+    q.add_argument("--lang", choices=LOCALES, help="language of the invitation and the pages (default: fr)")
+    q.add_argument("--inviter", help="the name shown as inviting (default: your login name)")
     user_command("list", cmd_user_list, "list users with their usage and quota")
     q = user_command("passwd", cmd_user_passwd, "set a user's password (ends their cached logins)")
     q.add_argument("name")

@@ -15,6 +15,7 @@ and e-mail address as words a password must not be built from.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -180,7 +181,7 @@ class Accounts:
     def create_user(
         self,
         username: str,
-        password: str,
+        password: str | None,
         *,
         org_id: int | None = None,
         quota_bytes: int | None = None,
@@ -191,7 +192,13 @@ class Accounts:
         name = normalize_username(username)
         _check_role(role)
         email = _check_email(email)
-        self.policy.check(password, user_inputs=[name, email or ""])
+        if password is None:
+            # Invited: a password nobody knows until the invitation link sets one.
+            if email is None:
+                raise BadRequest("an invited user needs an e-mail address to receive the invitation")
+            password = secrets.token_urlsafe(32)
+        else:
+            self.policy.check(password, user_inputs=[name, email or ""])
         locale = _check_locale(locale)
         if quota_bytes is not None and quota_bytes < 0:
             raise BadRequest("a quota is a number of bytes, 0 for unlimited")
