@@ -1,71 +1,104 @@
-"""MedDAV's web pages.
+"""MedDAV's web pages (Flask + Jinja2), mounted at ``/`` by :mod:`server.app`.
 
-For now: the welcome page at ``/`` (how to connect a drive, in French or
-English after the browser's preference) and ``/healthz`` for load balancers
-and tests.  The sharing and accounts issues add the recipient pages
-(``/s/<token>``), the owner's pages (``/ui``) and the JSON API (``/api/v1``).
-Pages ask :mod:`server.policy` and :mod:`server.tree`, never SQL.
+- ``/``: the welcome page (how to connect a drive) and ``/healthz``;
+- ``/ui/login``, ``/ui/login/code``, ``/ui/logout``, ``/ui/forgot``,
+  ``/ui/reset/<token>``: signing in and out (:mod:`webui.views.auth`);
+- ``/ui``: the account's home (:mod:`webui.views.account`);
+- ``/ui/security``: password and second factor (:mod:`webui.views.security`);
+- ``/ui/app-passwords``, ``/ui/sessions`` (:mod:`webui.views.devices`).
+
+Around every view: the session is read (:mod:`webui.sessions`), the language
+chosen (:mod:`webui.i18n`) and a POST's CSRF token checked (:mod:`webui.csrf`),
+in that order.  Pages ask :mod:`server.credentials`, :mod:`server.accounts`
+and :mod:`server.auth`, never SQL.  Templates are autoescaped and carry no
+inline script (the Content-Security-Policy of :mod:`server.app` forbids it).
+``docs/web.md`` is the guide.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, render_template, request
+from flask_babel import gettext as _  # type: ignore[import-untyped]
+from werkzeug.exceptions import HTTPException
+
+from server.errors import Busy
+from webui import csrf, i18n, sessions
+from webui.context import EXTENSION
+from webui.views import BLUEPRINTS
 
 if TYPE_CHECKING:
     from server.instance import Instance
 
 __all__ = ["create_app"]
 
-_TEXT = {
-    "fr": {
-        "title": "MedDAV — lecteur réseau chiffré",
-        "lead": "Vos documents de santé, chiffrés au repos, dans un lecteur réseau.",
-        "connect": "Connecter un lecteur",
-        "address": "Adresse WebDAV :",
-        "login": "Identifiez-vous avec votre nom d'utilisateur et votre mot de passe MedDAV.",
-        "windows": "Windows : Explorateur › Ce PC › Connecter un lecteur réseau, puis coller l'adresse.",
-        "macos": "macOS : Finder › Aller › Se connecter au serveur (⌘K), puis coller l'adresse.",
-        "linux": "Linux : davfs2 (mount -t davfs) ou le gestionnaire de fichiers (davs://).",
-        "rclone": "rclone : type webdav, vendor other.",
-        "other": "English",
-    },
-    "en": {
-        "title": "MedDAV — encrypted network drive",
-        "lead": "Your health documents, encrypted at rest, in a network drive.",
-        "connect": "Connect a drive",
-        "address": "WebDAV address:",
-        "login": "Sign in with your MedDAV user name and password.",
-        "windows": "Windows: File Explorer › This PC › Map network drive, then paste the address.",
-        "macos": "macOS: Finder › Go › Connect to Server (⌘K), then paste the address.",
-        "linux": "Linux: davfs2 (mount -t davfs) or your file manager (davs://).",
-        "rclone": "rclone: type webdav, vendor other.",
-        "other": "Français",
-    },
-}
+
+def _lang_url() -> str:
+    """This page in the other language (GET pages; after a form, the start page of the area)."""
+    path = request.path
+    if request.method != "GET":
+        path = "/ui" if sessions.current() is not None else "/ui/login"
+    return f"{path}?lang={i18n.other()}"
+
+
+def _error_text(code: int, description: str | None) -> tuple[str, str]:
+    if code == 400 and description == "csrf":
+        return _("This form has expired"), _(
+            "For your security, the form could not be accepted. Go back, reload the page and try again."
+        )
+    titles = {
+        400: (_("Bad request"), _("The request could not be understood.")),
+        404: (_("Page not found"), _("There is nothing at this address.")),
+        405: (_("Not allowed"), _("This page cannot be used that way.")),
+        503: (_("Server busy"), _("The server is busy. Please try again in a few seconds.")),
+    }
+    return titles.get(code, (_("Error"), _("Something went wrong.")))
 
 
 def create_app(instance: Instance) -> Flask:
     """The Flask application of the web pages (mounted at ``/``)."""
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=None, JSON_AS_ASCII=False)
+    # Flask's own (signed-cookie) session is not used: sessions live on the server (webui.sessions).
+    app.config.update(SECRET_KEY=None, JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=64 * 1024)
+    app.extensions[EXTENSION] = instance
+    i18n.init_app(app)
 
-    @app.get("/")
-    def index() -> str:
-        chosen = request.args.get("lang")
-        lang = chosen if chosen in _TEXT else request.accept_languages.best_match(["fr", "en"], default="fr")
-        return render_template(
-            "index.html",
-            t=_TEXT[lang],
-            lang=lang,
-            other_lang="en" if lang == "fr" else "fr",
-            # The address this page was reached at, unless the operator set a public one.
-            dav_url=(instance.settings.server.public_url or request.host_url.rstrip("/")) + "/dav/",
-        )
+    @app.before_request
+    def before() -> None:
+        if request.endpoint in ("static", "public.healthz"):
+            return
+        sessions.load()
+        i18n.choose()
+        csrf.protect()
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify(status="ok")
+    @app.after_request
+    def after(response: Response) -> Response:
+        if request.endpoint in ("static", "public.healthz"):
+            return response
+        response = sessions.after_request(response)
+        response = csrf.after_request(response)
+        return i18n.after_request(response)
 
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        code = error.code or 500
+        title, message = _error_text(code, error.description)
+        return render_template("message.html", title=title, message=message), code
+
+    @app.errorhandler(Busy)
+    def busy(error: Busy) -> tuple[str, int, dict[str, str]]:
+        title, message = _error_text(503, None)
+        return render_template("message.html", title=title, message=message), 503, {"Retry-After": "5"}
+
+    app.jinja_env.globals.update(
+        csrf_token=csrf.token,
+        csrf_field=csrf.FIELD,
+        current_session=sessions.current,
+        lang=i18n.current,
+        other_lang=i18n.other,
+        lang_url=_lang_url,
+    )
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     return app

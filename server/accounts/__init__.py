@@ -249,6 +249,13 @@ class Accounts:
             raise NotFound("no such user")
         return user
 
+    def get_by_id(self, user_id: int) -> UserInfo:
+        with self._db.session() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                raise NotFound("no such user")
+            return _info(user)
+
     def get(self, username: str) -> UserInfo:
         with self._db.session() as s:
             return _info(self._user(s, username))

@@ -49,6 +49,7 @@ __all__ = [
     "Principal",
     "allows",
     "require",
+    "second_factor_required",
 ]
 
 ROLE_MEMBER = "member"
@@ -141,6 +142,12 @@ def _actions(principal: Principal, subject: Node | Organisation) -> frozenset[Ac
     if subject.owner_id == principal.user_id and subject.org_id == principal.org_id:
         return _PRIVATE_OWNER
     return frozenset()
+
+
+def second_factor_required(role: str, *, organisation_requires: bool, admins_need: bool) -> bool:
+    """Whether an account must have a second factor: admins (unless ``[web]
+    admins_need_second_factor`` is off) and members of an organisation that requires one."""
+    return organisation_requires or (admins_need and role in _ADMIN_ROLES)
 
 
 def allows(principal: Principal, subject: Node | Organisation, action: Action) -> bool:
