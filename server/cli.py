@@ -242,9 +242,10 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
     try:
         password, generated = _password(args)
         instance.accounts.set_password(args.name, password)
+        instance.credentials.revoke_sessions(instance.accounts.get(args.name).id)
     finally:
         instance.close()
-    print(f"password of {args.name} changed; cached logins with the old one end now")
+    print(f"password of {args.name} changed; cached logins and web sessions with the old one end now")
     if generated:
         print(f"new password: {password}  (shown once)")
     return EXIT_OK
@@ -254,6 +255,8 @@ def _set_disabled(args: argparse.Namespace, *, disabled: bool) -> int:
     instance = _open(args)
     try:
         instance.accounts.set_disabled(args.name, disabled=disabled)
+        if disabled:
+            instance.credentials.revoke_sessions(instance.accounts.get(args.name).id)
     finally:
         instance.close()
     print(f"user {args.name} {'disabled' if disabled else 'enabled'}")

@@ -121,6 +121,12 @@ class AuditLog:
             return True
 
     @property
+    def saturated(self) -> bool:
+        """True when the queue is nine-tenths full: surfaces refuse new work (503) rather than
+        act on something they could not record."""
+        return len(self._queue) >= self.max_queued * 9 // 10
+
+    @property
     def pending(self) -> int:
         """Events recorded and not yet written."""
         with self._lock:

@@ -29,6 +29,7 @@ behind trusted proxies).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -37,6 +38,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +175,8 @@ class Authenticator:
         self._cache: OrderedDict[bytes, _Verified] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._decoy = hasher.hash(secrets.token_urlsafe(24))
+        self._serial: dict[str, list[Any]] = {}  # account key -> [lock, waiters]
+        self._serial_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -214,11 +218,26 @@ class Authenticator:
         no database read, no hash.  A failure is counted against the name as
         given and the address, whether the user exists or not; a success
         clears the account's count.  Busy counts as neither.
+
+        Attempts on one account name that need a verification run one at a
+        time, each counted before the next is checked: a burst of concurrent
+        guesses gets no more tries than the same guesses in sequence.  A
+        credential verified within the last second is answered at once.
         """
         now = time.time() if now is None else now
         wait = self.throttle.check(username, address, now)
         if wait is not None:
             raise Throttled(wait)
+        if self._fresh(username, password, now, web=web) is not None:
+            return self._attempt(username, password, now, address=address, web=web)
+        with self._one_at_a_time(username):
+            now = time.time()
+            wait = self.throttle.check(username, address, now)  # failures counted while waiting
+            if wait is not None:
+                raise Throttled(wait)
+            return self._attempt(username, password, now, address=address, web=web)
+
+    def _attempt(self, username: str, password: str, now: float, *, address: str, web: bool) -> Principal:
         try:
             principal = self._authenticate(username, password, now, address=address, web=web)
         except AuthenticationFailed:
@@ -226,6 +245,39 @@ class Authenticator:
             raise
         self.throttle.succeeded(username, address)
         return principal
+
+    def _fresh(self, username: str, password: str, now: float, *, web: bool) -> Principal | None:
+        """The principal of a credential verified less than RECHECK_SECONDS ago, else None."""
+        try:
+            name = normalize_username(username)
+        except BadRequest:
+            return None
+        with self._cache_lock:
+            cached = self._cache.get(self._cache_id(("web:" if web else "") + name, password))
+        if cached is not None and cached.expires > now and now - cached.checked < RECHECK_SECONDS:
+            return cached.principal
+        return None
+
+    @contextlib.contextmanager
+    def _one_at_a_time(self, username: str) -> Iterator[None]:
+        """Serialise the verifications of one account name (waiting at most like a hashing slot)."""
+        key = self.throttle.account_key(username)
+        with self._serial_lock:
+            entry = self._serial.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        lock: threading.Lock = entry[0]
+        try:
+            if not lock.acquire(timeout=_SLOT_WAIT_SECONDS):
+                raise Busy("too many logins for this account at once")
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            with self._serial_lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._serial[key]
 
     def _authenticate(self, username: str, password: str, now: float, *, address: str, web: bool) -> Principal:
         try:
@@ -248,6 +300,7 @@ class Authenticator:
         if not web and self.credentials is not None and self.credentials.looks_like_app_password(password):
             ok = self.credentials.check_app_password(user.id, password, address=address, now=now)
             if not ok and _app_passwords_only(user):
+                self._verify(password, self._decoy)  # same cost as every other refusal
                 raise AuthenticationFailed()
         else:
             ok = False

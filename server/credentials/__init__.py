@@ -283,8 +283,17 @@ class Credentials:
             step = self._matching_step(pyotp.TOTP(secret), code, now)
             if step is None or (row.totp_last_step is not None and step <= row.totp_last_step):
                 return False
-            c.run(update(users_t).where(users_t.c.id == user_id).values(totp_last_step=step))
-            return True
+            # Conditional, so that of two requests presenting the same code at once (on a
+            # database without SQLite's single writer) only one moves the step forward.
+            moved = c.run(
+                update(users_t)
+                .where(
+                    users_t.c.id == user_id,
+                    (users_t.c.totp_last_step.is_(None)) | (users_t.c.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+            )
+            return moved == 1
 
     def reset_second_factor(self, user_id: int) -> None:
         """Remove the second factor and the recovery codes (a lost phone; done by an admin)."""
@@ -331,8 +340,12 @@ class Credentials:
             )
             if row is None or not self._digester.matches(_RECOVERY, value, row.digest):
                 return False
-            c.run(update(recovery_codes_t).where(recovery_codes_t.c.id == row.id).values(used_at=time.time()))
-            return True
+            used = c.run(
+                update(recovery_codes_t)
+                .where(recovery_codes_t.c.id == row.id, recovery_codes_t.c.used_at.is_(None))
+                .values(used_at=time.time())
+            )
+            return used == 1
 
     def recovery_codes_left(self, user_id: int) -> int:
         with self._db.read() as c:
@@ -386,8 +399,12 @@ class Credentials:
                 return None
             if row.used_at is not None or row.expires_at < now:
                 return None
-            c.run(update(one_time_tokens_t).where(one_time_tokens_t.c.id == row.id).values(used_at=now))
-            return int(row.user_id)
+            used = c.run(
+                update(one_time_tokens_t)
+                .where(one_time_tokens_t.c.id == row.id, one_time_tokens_t.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+            return int(row.user_id) if used == 1 else None
 
     def token_user(self, presented: str, purpose: str, *, now: float | None = None) -> int | None:
         """Like :meth:`redeem_token` without using the token up (to show the form it opens)."""

@@ -8,11 +8,17 @@ the action, the node id, the HTTP status and its outcome.  Never a path: paths
 are file names, and file names are health data.
 
 Requests without credentials (every client's first request, answered with
-the 401 challenge) and OPTIONS are not recorded: they touch nothing.
+the 401 challenge) and OPTIONS are not recorded: they touch nothing.  A
+throttled attempt (429, refused unchecked and costing nothing) is recorded
+once a minute per name and address, so that a flood of them cannot flood the
+log: the failures that led to it are each recorded.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 from server.audit import AuditEvent
@@ -34,6 +40,23 @@ _ACTIONS = {
     "UNLOCK": "node.unlock",
 }
 _DENIED = frozenset({401, 403, 423, 429})
+_THROTTLED_EVERY = 60.0
+_THROTTLED_KEYS = 10_000
+_throttled_seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+_throttled_lock = threading.Lock()
+
+
+def _first_throttled_in_a_while(name: str, address: str, now: float) -> bool:
+    key = (name.lower(), address)
+    with _throttled_lock:
+        last = _throttled_seen.get(key)
+        if last is not None and now - last < _THROTTLED_EVERY:
+            return False
+        _throttled_seen[key] = now
+        _throttled_seen.move_to_end(key)
+        while len(_throttled_seen) > _THROTTLED_KEYS:
+            _throttled_seen.popitem(last=False)
+        return True
 
 
 def outcome_of(status: int) -> str:
@@ -52,6 +75,8 @@ def dav_event(environ: dict[str, Any], status: int) -> AuditEvent | None:
     if principal is None:
         attempted = environ.get("meddav.attempted_user")
         if attempted is None or status not in (401, 429):
+            return None
+        if status == 429 and not _first_throttled_in_a_while(attempted, address, time.time()):
             return None
         return AuditEvent(
             principal=attempted,

@@ -4,6 +4,7 @@ Called for every request through ``MedDAVProvider.custom_request_handler``,
 before wsgidav's own method handler (``default_handler``); GET and HEAD of
 files never get here, ``server.dav.get`` answers them:
 
+- LOCK needs the right to write what it locks (wsgidav asks the provider nothing).
 - PUT with neither Content-Length nor chunked encoding gets 411 instead of
   storing an empty file; ``X-Expected-Entity-Length`` (macOS Finder) must be a
   number, and the body is checked against it; ``If-Match`` on a missing
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
+from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
     HTTP_LENGTH_REQUIRED,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from server.dav.provider import MedDAVProvider
 
 from server.dav.propfind import answer_propfind, parse_xml
+from server.policy import Action
 
 __all__ = ["handle"]
 
@@ -43,6 +46,8 @@ def handle(
     method = environ["REQUEST_METHOD"]
     if method == "PUT":
         _check_put(provider, environ)
+    elif method == "LOCK":
+        _check_lock(provider, environ)
     elif method in ("COPY", "MOVE"):
         return _created_when_new(environ, start_response, default_handler)
     elif method == "PROPFIND":
@@ -67,6 +72,26 @@ def _check_put(provider: MedDAVProvider, environ: dict[str, Any]) -> None:
     if "HTTP_IF_MATCH" in environ and provider.get_resource_inst(environ["PATH_INFO"], environ) is None:
         # RFC 9110 13.1.1: If-Match (even "*") fails when there is no current representation.
         raise DAVError(HTTP_PRECONDITION_FAILED, "If-Match on a resource that does not exist")
+
+
+# -- LOCK -----------------------------------------------------------------------------
+
+
+def _check_lock(provider: MedDAVProvider, environ: dict[str, Any]) -> None:
+    """A lock keeps others from writing: taking one needs the right to write (wsgidav asks nothing).
+
+    Locking an existing resource needs WRITE on it, locking an unmapped URL (which
+    creates an empty file) CREATE on its folder; so a read-only member cannot
+    lock a document of a read-only group folder, nor anyone the group folder itself.
+    """
+    resource = provider.get_resource_inst(environ["PATH_INFO"], environ)
+    if resource is not None:
+        resource.require(Action.WRITE)
+        return
+    parent_path = util.get_uri_parent(environ["PATH_INFO"])
+    parent = provider.get_resource_inst(parent_path, environ) if parent_path else None
+    if parent is not None:
+        parent.require(Action.CREATE)
 
 
 # -- PROPFIND ---------------------------------------------------------------------------

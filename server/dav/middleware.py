@@ -123,6 +123,15 @@ def _too_many(retry_after: int, start_response: Any) -> list[bytes]:
     return [body]
 
 
+def _unavailable(start_response: Any) -> list[bytes]:
+    body = b"Server busy, retry shortly / Serveur occupe, reessayez dans un instant\n"
+    start_response(
+        "503 Service Unavailable",
+        [("Retry-After", "2"), ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
 def parse_basic(header: str) -> tuple[str, str] | None:
     """(user, password) from an ``Authorization: Basic`` header, or None if malformed."""
     scheme, _, value = header.strip().partition(" ")
@@ -163,16 +172,11 @@ class BasicAuth(BaseMiddleware):
         except AuthenticationFailed:
             return _challenge(realm, start_response)
         except Busy:
-            body = b"Too many logins at once, retry shortly / Trop de connexions, reessayez\n"
-            start_response(
-                "503 Service Unavailable",
-                [
-                    ("Retry-After", "2"),
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    ("Content-Length", str(len(body))),
-                ],
-            )
-            return [body]
+            return _unavailable(start_response)
+        if self.instance.audit.saturated:
+            # The audit log cannot keep up (its database is stuck): act on nothing that could go unrecorded.
+            logger.error("audit log queue nearly full: refusing WebDAV requests until it drains")
+            return _unavailable(start_response)
         environ["meddav.principal"] = principal
         environ["wsgidav.auth.user_name"] = principal.username
         environ["wsgidav.auth.realm"] = realm

@@ -168,3 +168,15 @@ def test_a_new_role_applies_at_once(org: Org) -> None:
     assert org["bob"].put(f"{READ_ONLY}/x.pdf", content=b"x").status_code == 403
     accounts.set_role("bob", ROLE_ORG_ADMIN)
     assert org["bob"].put(f"{READ_ONLY}/x.pdf", content=b"x").status_code == 201
+
+
+def test_locking_needs_the_right_to_write(org: Org) -> None:
+    assert org["olga"].put(f"{READ_ONLY}/protocole.pdf", content=b"%PDF").status_code == 201
+    assert org["bob"].request("LOCK", f"{READ_ONLY}/protocole.pdf", content=LOCKINFO).status_code == 403
+    assert org["bob"].request("LOCK", f"{READ_ONLY}/new.pdf", content=LOCKINFO).status_code == 403
+    for who in ("bob", "olga"):  # the group folder itself: nobody may lock everyone out of it
+        root_lock = org[who].request("LOCK", f"{SHARED}/", headers={"Depth": "infinity"}, content=LOCKINFO)
+        assert root_lock.status_code == 403, who
+    assert org["olga"].put(f"{READ_ONLY}/protocole.pdf", content=b"%PDF v2").status_code == 204
+    assert org["bob"].put(f"{SHARED}/mine.pdf", content=b"x").status_code == 201
+    assert org["bob"].request("LOCK", f"{SHARED}/mine.pdf", content=LOCKINFO).status_code == 200

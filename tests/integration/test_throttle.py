@@ -127,3 +127,21 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(start: Star
     assert response.status_code == 401, "behind a trusted proxy, each client has its own address"
     response, _ = login(proxied, "carol", "wrong", **{"X-Forwarded-For": "198.51.100.1"})
     assert response.status_code == 429
+
+
+def test_a_burst_of_concurrent_guesses_gets_no_more_tries_than_a_sequence(
+    make_test_instance: Callable[..., TestInstance], start_server: Callable[[TestInstance], LiveServer]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    made = make_test_instance({"throttle": {"delay_after": 3, "max_failures": 10, "window_seconds": 600}})
+    server = start_server(made)
+
+    def guess(i: int) -> int:
+        with httpx.Client(base_url=server.dav_url, auth=(made.user, f"wrong guess {i}"), timeout=30) as client:
+            return client.request("PROPFIND", "", headers={"Depth": "0"}).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(guess, range(40)))
+    assert statuses.count(401) <= 3, statuses  # then each further guess must wait: 429
+    assert statuses.count(401) + statuses.count(429) == 40
