@@ -18,8 +18,10 @@ authentication, CORS and its request log (which prints paths) are all left out.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from wsgidav import util as wsgidav_util
+from wsgidav.dav_error import DAVError
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
@@ -69,4 +71,29 @@ def create_dav_app(instance: Instance) -> Any:
         "add_header_MS_Author_Via": True,
         INSTANCE_KEY: instance,
     }
-    return WsgiDAVApp(config)
+    return _PathGuard(WsgiDAVApp(config))
+
+
+class _PathGuard:
+    """Answer 400 to a path that climbs out of the mount (``/dav/%2e%2e/x``), with its body.
+
+    wsgidav refuses it too, but from inside a generator, where its error page is
+    lost: the client got a Content-Length and no body, and waited for it.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = unquote(wsgidav_util.re_encode_wsgi(environ.get("PATH_INFO", "")))
+        if path != "*":
+            try:
+                wsgidav_util.normalize_path(path)
+            except DAVError:
+                body = b"Bad request: the path leaves the drive / Chemin invalide\n"
+                start_response(
+                    "400 Bad Request",
+                    [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+        return self.app(environ, start_response)

@@ -523,6 +523,9 @@ def test_traversal_stays_inside_the_tree(live_server: LiveServer, instance_dir: 
         )
         assert status_of(answer) in (400, 404), answer[:200]
         assert b"root:" not in answer
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+        assert length and int(length[0].split(b":")[1]) == len(body)  # the whole answer: no client left waiting
 
 
 # -- ranges, property-based ----------------------------------------------------------------
