@@ -5,7 +5,10 @@
   ``/ui/reset/<token>``: signing in and out (:mod:`webui.views.auth`);
 - ``/ui``: the account's home (:mod:`webui.views.account`);
 - ``/ui/security``: password and second factor (:mod:`webui.views.security`);
-- ``/ui/app-passwords``, ``/ui/sessions`` (:mod:`webui.views.devices`).
+- ``/ui/app-passwords``, ``/ui/sessions`` (:mod:`webui.views.devices`);
+- ``/ui/invite/<token>``: accepting an invitation (:mod:`webui.views.invite`);
+- ``/ui/admin``: administering an organisation: members (:mod:`webui.views.admin`),
+  group folders (:mod:`webui.views.groups`), audit log (:mod:`webui.views.audit`).
 
 Around every view: the session is read (:mod:`webui.sessions`), the language
 chosen (:mod:`webui.i18n`) and a POST's CSRF token checked (:mod:`webui.csrf`),
@@ -27,6 +30,7 @@ from server.errors import Busy
 from webui import csrf, i18n, sessions
 from webui.context import EXTENSION
 from webui.views import BLUEPRINTS
+from webui.views.admin import can_administer
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -49,6 +53,7 @@ def _error_text(code: int, description: str | None) -> tuple[str, str]:
         )
     titles = {
         400: (_("Bad request"), _("The request could not be understood.")),
+        403: (_("Access denied"), _("Your account may not open this page.")),
         404: (_("Page not found"), _("There is nothing at this address.")),
         405: (_("Not allowed"), _("This page cannot be used that way.")),
         503: (_("Server busy"), _("The server is busy. Please try again in a few seconds.")),
@@ -98,6 +103,7 @@ def create_app(instance: Instance) -> Flask:
         lang=i18n.current,
         other_lang=i18n.other,
         lang_url=_lang_url,
+        can_administer=can_administer,
     )
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -18,7 +18,9 @@ mails they get); then that cookie; then the signed-in user's language; then
 the browser's ``Accept-Language``; French when nothing says.
 
 **Dates** are written with Babel in the page's language and shown in Paris
-time (``Europe/Paris``), e.g. "26 novembre 2026, 15:05" / "November 26, 2026, 3:05 PM".
+time (``Europe/Paris``), e.g. "26 novembre 2026, 15:05" / "November 26, 2026, 3:05 PM";
+the audit log to the second ("26 nov. 2026, 15:05:09").  Sizes in decimal
+units of the language ("1,5 Go" / "1.5 GB", :mod:`webui.sizes`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import datetime as dt
 from pathlib import Path
 
 from babel import Locale
-from babel.dates import format_date, format_time, get_timezone
+from babel.dates import format_date, format_datetime, format_time, get_timezone
 from flask import Flask, Response, g, request
 from flask_babel import Babel  # type: ignore[import-untyped]
 
@@ -36,8 +38,21 @@ from server.accounts import LOCALES
 from server.errors import BadRequest, NotFound
 from webui import sessions
 from webui.context import instance
+from webui.sizes import format_size
 
-__all__ = ["COOKIE", "DEFAULT", "TIMEZONE", "after_request", "choose", "current", "init_app", "other", "when"]
+__all__ = [
+    "COOKIE",
+    "DEFAULT",
+    "TIMEZONE",
+    "after_request",
+    "choose",
+    "current",
+    "init_app",
+    "other",
+    "size",
+    "when",
+    "when_exact",
+]
 
 COOKIE = "meddav_lang"
 DEFAULT = "fr"
@@ -108,9 +123,22 @@ def when(moment: float | dt.datetime | None) -> str:
     return pattern.replace("{1}", date).replace("{0}", clock)
 
 
+def when_exact(moment: float) -> str:
+    """A POSIX time to the second, shorter, in Paris time (audit log): "26 nov. 2026, 15:05:09"."""
+    when_utc = dt.datetime.fromtimestamp(moment, tz=dt.UTC)
+    return str(format_datetime(when_utc, "medium", tzinfo=get_timezone(TIMEZONE), locale=Locale.parse(current())))
+
+
+def size(value: int | None) -> str:
+    """A number of bytes in words of the page's language ("1,5 Go"); "—" for none."""
+    return "—" if value is None else format_size(value, current())
+
+
 def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     app.config["BABEL_DEFAULT_LOCALE"] = DEFAULT
     app.config["BABEL_DEFAULT_TIMEZONE"] = TIMEZONE
     Babel(app, locale_selector=current, timezone_selector=lambda: TIMEZONE)
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["when_exact"] = when_exact
+    app.jinja_env.filters["size"] = size

@@ -9,7 +9,10 @@
 - ``/ui/forgot`` and ``/ui/reset/<token>``: a single-use link, valid ``[web]
   reset_link_minutes``, sent to the account's e-mail address.  The answer is
   the same whether the account exists or not, and the mail leaves from a
-  thread, so the time taken does not tell either.
+  thread, so the time taken does not tell either.  One client address may ask
+  :data:`FORGOT_LIMIT` times per :data:`FORGOT_WINDOW_SECONDS` (whichever
+  accounts it names, existing or not); beyond, 429 with the wait, and no mail
+  (:class:`webui.ratelimit.RateLimit`, in memory, per process).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -28,19 +31,24 @@ from server.auth import PasswordRejected, Throttled
 from server.errors import AuthenticationFailed, BadRequest, MedDAVError, NotFound
 from webui import i18n, sessions
 from webui.context import address, instance, record
+from webui.ratelimit import RateLimit
 from webui.sessions import State, login_required
 
 if TYPE_CHECKING:
     from server.accounts import UserInfo
     from server.instance import Instance
 
-__all__ = ["blueprint"]
+__all__ = ["FORGOT_LIMIT", "FORGOT_WINDOW_SECONDS", "blueprint"]
 
 logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("auth", __name__, url_prefix="/ui")
 
 ResponseValue = str | tuple[str, int] | tuple[str, int, dict[str, str]] | BaseResponse
+
+#: Reset links one client address may ask for within the window.
+FORGOT_LIMIT = 5
+FORGOT_WINDOW_SECONDS = 3600
 
 #: Messages shown on the login page after a redirect (``?notice=``): fixed texts, never user input.
 _NOTICES = {
@@ -201,6 +209,14 @@ def _send_reset_links(inst: Instance, who: str, client: str, page_lang: str) -> 
         logger.exception("password reset link not sent")
 
 
+def _forgot_limit() -> RateLimit:
+    """This application's limit of reset requests per address (one per application: test servers never mix)."""
+    limit: RateLimit = current_app.extensions.setdefault(
+        "meddav.forgot_limit", RateLimit(FORGOT_LIMIT, FORGOT_WINDOW_SECONDS)
+    )
+    return limit
+
+
 @blueprint.route("/forgot", methods=["GET", "POST"])
 def forgot() -> ResponseValue:
     if request.method == "GET":
@@ -208,6 +224,15 @@ def forgot() -> ResponseValue:
     who = request.form.get("who", "").strip()[:254]
     if not who:
         return render_template("forgot.html", error=_("Type your user name or your e-mail address.")), 400
+    wait = _forgot_limit().hit(address())
+    if wait is not None:
+        minutes = max(1, round(wait / 60))
+        record("account.reset_request", "denied", status=429, detail="rate limited")
+        message = _(
+            "Too many requests from your connection. Please wait %(minutes)s minutes before asking again.",
+            minutes=minutes,
+        )
+        return render_template("forgot.html", error=message), 429, {"Retry-After": str(max(1, round(wait)))}
     sender = threading.Thread(
         target=_send_reset_links,
         args=(instance(), who, address(), i18n.current()),
@@ -223,6 +248,19 @@ def _invalid_link() -> tuple[str, int]:
     return render_template("message.html", title=_("Link no longer valid"), message=message, forgot=True), 404
 
 
+def chosen_password(user: UserInfo) -> tuple[str, str | None]:
+    """The new password of a form (fields new_password, confirm_password) and, when it
+    cannot be used, why, in the page's language."""
+    new, confirm = request.form.get("new_password", ""), request.form.get("confirm_password", "")
+    if new != confirm:
+        return new, _("The two new passwords differ.")
+    try:
+        instance().accounts.policy.check(new, user_inputs=[user.username, user.email or ""])
+    except PasswordRejected as exc:
+        return new, exc.message(i18n.current())
+    return new, None
+
+
 @blueprint.route("/reset/<token>", methods=["GET", "POST"])
 def reset(token: str) -> ResponseValue:
     inst = instance()
@@ -232,15 +270,7 @@ def reset(token: str) -> ResponseValue:
         return _invalid_link()
     if request.method == "GET":
         return render_template("reset.html", token=token, username=user.username)
-    new, confirm = request.form.get("new_password", ""), request.form.get("confirm_password", "")
-    error: str | None = None
-    if new != confirm:
-        error = _("The two new passwords differ.")
-    else:
-        try:
-            inst.accounts.policy.check(new, user_inputs=[user.username, user.email or ""])
-        except PasswordRejected as exc:
-            error = exc.message(i18n.current())
+    new, error = chosen_password(user)
     if error is not None:
         return render_template("reset.html", token=token, username=user.username, error=error), 400
     if inst.credentials.redeem_token(token, "reset") != user.id:
