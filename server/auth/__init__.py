@@ -228,8 +228,9 @@ class Authenticator:
         wait = self.throttle.check(username, address, now)
         if wait is not None:
             raise Throttled(wait)
-        if self._fresh(username, password, now, web=web) is not None:
-            return self._attempt(username, password, now, address=address, web=web)
+        fresh = self._fresh(username, password, now, web=web)
+        if fresh is not None:
+            return fresh  # verified less than a second ago: nothing to count or reset
         with self._one_at_a_time(username):
             now = time.time()
             wait = self.throttle.check(username, address, now)  # failures counted while waiting

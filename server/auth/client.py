@@ -17,6 +17,7 @@ by /64) is the throttle's business, not this module's.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,6 +31,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MAX_FORWARDED = 4096
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function on the path of every request
 def parse_address(text: str) -> Address | None:
     """An address from ``1.2.3.4``, ``1.2.3.4:5678``, ``2001:db8::1`` or ``[2001:db8::1]:443``; None if malformed.
 

@@ -61,6 +61,7 @@ wall-clock seconds (``time.time()``) so that nodes can share them.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -204,6 +205,7 @@ class MemoryThrottleStore:
             self._times.pop(key, None)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function on the path of every request
 def address_key(address: str) -> str:
     """The store key of a client address: IPv4 as is, IPv6 by its /64 network."""
     parsed = parse_address(address)
@@ -233,6 +235,7 @@ class Throttle:
         return self._store
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)  # a pure function on the path of every request
     def account_key(account: str) -> str:
         """The store key of an account name (hashed: the same on every node, bounded, no name stored)."""
         digest = hashlib.blake2b(_account_name(account).encode(errors="replace"), digest_size=16).hexdigest()

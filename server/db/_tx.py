@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Dialect
@@ -144,6 +144,15 @@ class Tx:
         finally:
             cursor.close()
         return None if row is None else row[0]
+
+    def run_many(self, stmt: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute one prepared INSERT or UPDATE for many parameter sets (one driver call)."""
+        compiled = stmt.compiled(self._dialect)
+        cursor = self._conn.cursor()
+        try:
+            cursor.executemany(compiled.sql, [compiled.params(row) for row in rows])
+        finally:
+            cursor.close()
 
     def run(self, stmt: Statement, **params: Any) -> int:
         """Execute an INSERT, UPDATE or DELETE; return the number of rows touched."""

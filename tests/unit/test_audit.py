@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
 import server.audit
@@ -757,3 +759,27 @@ def test_public_api_is_exactly_all() -> None:
     public = {name for name in dir(server.audit) if not name.startswith("_")} - {"annotations", "commands"}
     assert len(set(server.audit.__all__)) == len(server.audit.__all__)
     assert set(server.audit.__all__) == public
+
+
+@given(
+    row_id=st.integers(1, 2**62),
+    org_id=st.one_of(st.none(), st.integers(0, 2**31)),
+    principal=st.text(max_size=40),
+    detail=st.one_of(st.none(), st.text(max_size=40)),
+    status=st.one_of(st.none(), st.integers(100, 599)),
+)
+def test_the_writers_encoding_is_the_canonical_one(
+    row_id: int, org_id: int | None, principal: str, detail: str | None, status: int | None
+) -> None:
+    from server.audit._chain import canonical, encode_event, event_values
+
+    event = AuditEvent(
+        org_id=org_id,
+        principal=principal,
+        surface="dav",
+        action="file.read",
+        outcome="ok",
+        status=status,
+        detail=detail,
+    )
+    assert encode_event(row_id, event) == canonical(event_values(row_id, event))
