@@ -231,6 +231,47 @@ def _group_parent(org_id: int) -> int:
     return -org_id
 
 
+class _FolderCache:
+    """Folders on the way of recent requests, so a GET of ``/a/b/file`` reads only ``file``.
+
+    Keyed by (parent id, NFC name).  An entry is used while it is younger than
+    ``TTL`` seconds and no change of names (move, rename, delete, copy over,
+    group folder settings) was committed in this process since it was read: a
+    change bumps the generation after its commit, and an entry read under an
+    older generation is not used.  Changes made by another process (the CLI,
+    another node) are seen within ``TTL``, like a changed password (see
+    ``server.auth.RECHECK_SECONDS``).
+    """
+
+    TTL = 1.0
+    MAX_ENTRIES = 50_000
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._entries: dict[tuple[int, str], tuple[Entry, int, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, parent_id: int, lookup: str) -> Entry | None:
+        found = self._entries.get((parent_id, lookup))
+        if found is None:
+            return None
+        entry, generation, stored = found
+        if generation != self.generation or time.monotonic() - stored > self.TTL:
+            return None
+        return entry
+
+    def put(self, parent_id: int, lookup: str, entry: Entry, generation: int) -> None:
+        """Keep ``entry``, read while the generation was ``generation`` (read before the query)."""
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[(parent_id, lookup)] = (entry, generation, time.monotonic())
+
+    def changed(self) -> None:
+        with self._lock:
+            self.generation += 1
+
+
 @dataclass(frozen=True, slots=True)
 class VersionRef:
     """Where a file's content is and how to open it."""
@@ -277,6 +318,7 @@ class Tree:
         self._current_keys: dict[int, tuple[int, OrgKey]] = {}  # org id -> (record id, key)
         self._keys_by_record: dict[int, OrgKey] = {}
         self._key_lock = threading.Lock()
+        self._folders = _FolderCache()
 
     # -- keys ------------------------------------------------------------------
 
@@ -377,9 +419,17 @@ class Tree:
         a file standing where a folder is needed).  Lookup is by NFC form; the
         folder itself is not read, which spares a query on every request."""
         chain: list[Entry] = []
+        last = len(names) - 1
         with self.db.read() as c:
-            for name in names:
-                entry = self._child_of(c, folder_id, org_id, name)
+            for index, name in enumerate(names):
+                # Folders on the way are taken from the folder cache; the last name is always read.
+                lookup = lookup_form(name)
+                entry = self._folders.get(folder_id, lookup) if index < last else None
+                if entry is None:
+                    generation = self._folders.generation
+                    entry = self._child_of(c, folder_id, org_id, name)
+                    if entry is not None and entry.is_dir:
+                        self._folders.put(folder_id, lookup, entry, generation)
                 if entry is None:
                     break
                 chain.append(entry)
@@ -634,7 +684,10 @@ class Tree:
             self._touch(c, node.parent_id, now)
             return replaced, replaced_blobs
 
-        replaced, replaced_blobs = self.db.grouped(work, durable=False)  # unless it replaces content
+        try:
+            replaced, replaced_blobs = self.db.grouped(work, durable=False)  # unless it replaces content
+        finally:
+            self._folders.changed()
         for blob_id in replaced_blobs:
             self.blobs.delete(blob_id)
         return replaced
@@ -666,7 +719,11 @@ class Tree:
             self._touch(c, node.parent_id, time.time())
             return self._delete_subtree(c, node)
 
-        for blob_id in self.db.grouped(work, durable=False):  # unless it removes content
+        try:
+            blob_ids = self.db.grouped(work, durable=False)  # durable when it removes content
+        finally:
+            self._folders.changed()
+        for blob_id in blob_ids:
             self.blobs.delete(blob_id)
 
     def _delete_subtree(self, c: Tx, node: Entry, *, charge: bool = True) -> list[str]:
@@ -835,6 +892,8 @@ class Tree:
                     )
             self._touch(c, folder.id, now)
             self._charge(c, folder, added)
+        if target is not None:
+            self._folders.changed()  # a folder may have been replaced
         return replaced_blobs, target is not None
 
     # -- group folders ------------------------------------------------------------------
@@ -928,7 +987,10 @@ class Tree:
                 c.run(update(group_folders_t).where(group_folders_t.c.id == group_root.group_id).values(**values))
             return self._get(c, group_root.id)
 
-        entry = self.db.grouped(work, durable=False)
+        try:
+            entry = self.db.grouped(work, durable=False)
+        finally:
+            self._folders.changed()  # cached entries carry the access mode
         if entry is None:
             raise NotFound("group folder not found")
         return entry
@@ -950,7 +1012,11 @@ class Tree:
             c.run(delete(group_folders_t).where(group_folders_t.c.id == group_id))
             return self._delete_subtree(c, root, charge=False)
 
-        for blob_id in self.db.grouped(work, durable=False):  # durable when it removes content
+        try:
+            blob_ids = self.db.grouped(work, durable=False)  # durable when it removes content
+        finally:
+            self._folders.changed()
+        for blob_id in blob_ids:
             self.blobs.delete(blob_id)
 
     # -- dead properties -------------------------------------------------------------

@@ -180,3 +180,29 @@ def test_locking_needs_the_right_to_write(org: Org) -> None:
     assert org["olga"].put(f"{READ_ONLY}/protocole.pdf", content=b"%PDF v2").status_code == 204
     assert org["bob"].put(f"{SHARED}/mine.pdf", content=b"x").status_code == 201
     assert org["bob"].request("LOCK", f"{SHARED}/mine.pdf", content=LOCKINFO).status_code == 200
+
+
+def test_changes_of_folders_apply_at_once_to_deeper_paths(org: Org) -> None:
+    """Folders on the way of a request are cached: every change must show at once."""
+    tree, accounts = org.server.instance.tree, org.server.instance.accounts
+    bob = org["bob"]
+    assert bob.request("MKCOL", "a/").status_code == 201
+    assert bob.request("MKCOL", "a/b/").status_code == 201
+    assert bob.put("a/b/c.txt", content=b"c").status_code == 201
+    assert bob.get("a/b/c.txt").status_code == 200  # a/ and a/b/ now cached
+    rename = {"Destination": org.server.dav_url + "z/"}
+    assert bob.request("MOVE", "a/", headers=rename).status_code == 201
+    assert bob.get("a/b/c.txt").status_code == 404
+    assert bob.get("z/b/c.txt").content == b"c"
+    # Into the group folder: the group's rules apply to the whole subtree at once.
+    into_group = {"Destination": org.server.dav_url + quote(f"{SHARED}/z/")}
+    assert bob.request("MOVE", "z/", headers=into_group).status_code == 201
+    assert org["alice"].get(quote(f"{SHARED}/z/b/c.txt")).content == b"c"
+    assert org["alice"].put(quote(f"{SHARED}/z/b/d.txt"), content=b"d").status_code == 201
+    group = tree.group_folder_named(accounts.default_organisation(), SHARED)
+    assert group is not None
+    tree.set_group_folder(group, member_access="ro")
+    assert org["alice"].put(quote(f"{SHARED}/z/b/e.txt"), content=b"e").status_code == 403
+    tree.set_group_folder(group, member_access="rw")
+    assert org["alice"].delete(quote(f"{SHARED}/z/")).status_code == 204
+    assert org["bob"].get(quote(f"{SHARED}/z/b/c.txt")).status_code == 404
