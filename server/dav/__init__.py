@@ -7,6 +7,7 @@
 - :mod:`~server.dav.middleware` Basic authentication and request limits
 - :mod:`~server.dav.get`        GET and HEAD of files, ranges included, without RequestServer
 - :mod:`~server.dav.namespace`  plain MKCOL, DELETE and MOVE, without RequestServer
+- :mod:`~server.dav.put`        plain PUT (Content-Length, no lock, no condition), without RequestServer
 - :mod:`~server.dav.responses`  the Date header and bodiless statuses, cheaply
 - :mod:`~server.dav.handlers`   PUT checks, COPY/MOVE statuses, PROPFIND propname
 - :mod:`~server.dav.errors`     MedDAV errors -> HTTP statuses
@@ -31,6 +32,7 @@ from server.dav.locks import DatabaseLockStorage
 from server.dav.middleware import INSTANCE_KEY, BasicAuth, ErrorShield, RequestLimits
 from server.dav.namespace import NamespaceOps
 from server.dav.provider import MedDAVProvider
+from server.dav.put import FilePut
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -61,6 +63,7 @@ def create_dav_app(instance: Instance) -> Any:
             RequestLimits,
             FileGet,
             NamespaceOps,
+            FilePut,
             RequestResolver,
         ],
         "http_authenticator": {"accept_basic": False, "accept_digest": False, "default_to_digest": False},

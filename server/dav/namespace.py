@@ -40,9 +40,10 @@ from wsgidav.mw.base_mw import BaseMiddleware
 from server.dav.provider import FolderResource, MedDAVProvider
 from server.dav.responses import send_status
 
-__all__ = ["NamespaceOps"]
+__all__ = ["CONDITIONAL", "NamespaceOps"]
 
-_CONDITIONAL = frozenset(
+#: Headers that make a request conditional: such requests go to wsgidav, the reference.
+CONDITIONAL = frozenset(
     ("HTTP_IF", "HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE")
 )
 
@@ -64,7 +65,7 @@ class NamespaceOps(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         handler = self.handlers.get(environ["REQUEST_METHOD"])
-        if handler is not None and util.get_content_length(environ) == 0 and _CONDITIONAL.isdisjoint(environ):
+        if handler is not None and util.get_content_length(environ) == 0 and CONDITIONAL.isdisjoint(environ):
             provider: MedDAVProvider = environ["wsgidav.provider"]
             if not provider.holds_locks(environ):
                 answer = handler(provider, environ, start_response)
