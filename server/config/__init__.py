@@ -32,6 +32,7 @@ __all__ = [
     "AuthSettings",
     "DatabaseSettings",
     "DavSettings",
+    "JobSettings",
     "LogSettings",
     "MailSettings",
     "PasswordSettings",
@@ -145,6 +146,15 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    workers: int
+    lease_seconds: int
+    max_attempts: int
+    backoff_seconds: int
+    max_backoff_seconds: int
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     retention_days: int
 
@@ -168,6 +178,7 @@ class Settings:
     throttle: ThrottleSettings
     mail: MailSettings
     web: WebSettings
+    jobs: JobSettings
     audit: AuditSettings
     #: The file these settings came from (None when built in code).
     source: Path | None = None
@@ -368,6 +379,7 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
         throttle=ThrottleSettings(**v["throttle"]),
         mail=MailSettings(**v["mail"]),
         web=WebSettings(**v["web"]),
+        jobs=JobSettings(**v["jobs"]),
         audit=AuditSettings(**v["audit"]),
         source=source,
     )

@@ -434,6 +434,32 @@ SCHEMA: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "jobs",
+        "Background jobs (plugin events, deliveries, periodic work): durable, retried, never run twice at once.",
+        (
+            Option(
+                "workers",
+                2,
+                "Worker threads inside `meddav serve`; 0 runs no worker there (run `meddav worker` apart).",
+                integer(0, 64),
+            ),
+            Option(
+                "lease_seconds",
+                300,
+                "How long a worker may hold a job; past that the job is claimed again (a time-out is a lease).",
+                integer(5, 86400),
+            ),
+            Option("max_attempts", 8, "Attempts before a job goes to the dead letters.", integer(1, 100)),
+            Option(
+                "backoff_seconds",
+                10,
+                "Pause before the first retry; doubled at each attempt, with jitter.",
+                integer(1, 3600),
+            ),
+            Option("max_backoff_seconds", 3600, "Longest pause between two attempts.", integer(1, 86400)),
+        ),
+    ),
+    Section(
         "audit",
         "The audit log: who did what, when, from where, with which outcome (ids, never file names).",
         (

@@ -37,11 +37,13 @@ __all__ = [
     "DeadProperty",
     "GroupFolder",
     "Instance",
+    "Job",
     "LockRecord",
     "Node",
     "OneTimeToken",
     "OrgKeyRecord",
     "Organisation",
+    "PeriodicJob",
     "RecoveryCode",
     "User",
     "Version",
@@ -52,11 +54,13 @@ __all__ = [
     "dead_properties_t",
     "group_folders_t",
     "instance_t",
+    "jobs_t",
     "locks_t",
     "nodes_t",
     "one_time_tokens_t",
     "org_keys_t",
     "organisations_t",
+    "periodic_jobs_t",
     "recovery_codes_t",
     "users_t",
     "versions_t",
@@ -329,6 +333,44 @@ class OneTimeToken(Base):
     used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class Job(Base):
+    """A unit of background work (server.jobs): claimed by one worker at a time under a lease.
+
+    ``payload`` is sealed (it may carry names or patient identifiers); ``key``
+    makes enqueueing idempotent per ``kind``.  States: pending, running, done, dead.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("kind", "key", name="uq_jobs_kind_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(10), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_after: Mapped[float] = mapped_column(Float, index=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class PeriodicJob(Base):
+    """A job that comes back: every ``interval_seconds``, or daily at ``daily_at`` ("HH:MM", UTC)."""
+
+    __tablename__ = "periodic_jobs"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    interval_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    daily_at: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    next_run: Mapped[float] = mapped_column(Float)
+    last_run: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 # Core handles on the tables, for the request paths (see server.db).
 instance_t = cast(Table, Instance.__table__)
 organisations_t = cast(Table, Organisation.__table__)
@@ -343,5 +385,7 @@ app_passwords_t = cast(Table, AppPassword.__table__)
 recovery_codes_t = cast(Table, RecoveryCode.__table__)
 web_sessions_t = cast(Table, WebSession.__table__)
 one_time_tokens_t = cast(Table, OneTimeToken.__table__)
+jobs_t = cast(Table, Job.__table__)
+periodic_jobs_t = cast(Table, PeriodicJob.__table__)
 audit_t = cast(Table, AuditRecord.__table__)
 audit_anchor_t = cast(Table, AuditAnchor.__table__)
