@@ -449,6 +449,28 @@ def cmd_user_enable(args: argparse.Namespace) -> int:
     return _set_disabled(args, disabled=False)
 
 
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    """Installed plugins, their versions and hooks, and whether this configuration enables them."""
+    from server.plugins import installed_plugins
+
+    settings = _settings(args) if (args.config or os.environ.get(ENV_VAR)) else None
+    enabled = set(settings.plugins.enabled) if settings else set()
+    found = installed_plugins()
+    if not found:
+        print("no plugin installed (entry point group 'meddav')")
+        return EXIT_OK
+    print(f"{'plugin':<20} {'version':<10} {'state':<9} hooks")
+    for plugin in found:
+        try:
+            module = plugin.entry_point.load()
+            hooks = ", ".join(sorted(n for n in dir(module) if n.startswith("meddav_"))) or "-"
+        except Exception as exc:  # a broken plugin is reported, not fatal to the listing
+            hooks = f"cannot be loaded: {type(exc).__name__}: {exc}"
+        state = "enabled" if plugin.name in enabled else "disabled"
+        print(f"{plugin.name:<20} {plugin.version:<10} {state:<9} {hooks}")
+    return EXIT_OK
+
+
 def cmd_fsck(args: argparse.Namespace) -> int:
     from server.fsck import fsck
 
@@ -667,6 +689,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("id", type=int, help="the app password's id (see: meddav app-password list NAME)")
 
     add_audit_commands(sub, _open)
+
+    p = command("plugins", lambda a: EXIT_USAGE, "plugins installed (entry point group meddav) and enabled")
+    plg = p.add_subparsers(dest="plugins_command", metavar="ACTION", required=True)
+    q = plg.add_parser(
+        "list",
+        help="list installed plugins",
+        description="List installed plugins: name, version, enabled in this configuration or not, hooks implemented.",
+    )
+    q.set_defaults(func=cmd_plugins_list)
 
     p = command(
         "fsck",

@@ -31,6 +31,7 @@ from server.db import Database
 from server.db.models import instance_t
 from server.errors import ConfigError, KeyFileError
 from server.mail import Mailer
+from server.plugins import Plugins, load_plugins
 from server.policy import ROLE_INSTANCE_ADMIN
 from server.storage import BaseBlobStore
 from server.storage import load as load_blob_store
@@ -59,6 +60,7 @@ class Instance:
     lock_sealer: LockSealer
     audit: AuditLog
     mailer: Mailer
+    plugins: Plugins
 
     def close(self) -> None:
         self.audit.close()
@@ -84,6 +86,7 @@ class Instance:
 
 
 def _services(settings: Settings, master: MasterKey) -> Instance:
+    plugins = load_plugins(settings)  # first: a plugin's configuration error stops the start before anything opens
     db = Database(settings)
     keys = KeyRing(master)
     blobs = load_blob_store(settings)
@@ -111,6 +114,7 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
         lock_sealer=LockSealer(master.lock_key()),
         audit=AuditLog(db),
         mailer=Mailer.from_settings(settings.mail, base_url=settings.public_base_url()),
+        plugins=plugins,
     )
 
 

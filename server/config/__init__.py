@@ -36,6 +36,7 @@ __all__ = [
     "LogSettings",
     "MailSettings",
     "PasswordSettings",
+    "PluginSettings",
     "ServerSettings",
     "Settings",
     "StorageSettings",
@@ -146,6 +147,13 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class PluginSettings:
+    enabled: tuple[str, ...]
+    #: Each plugin's table [plugins.<name>], as written; validated by the plugin's schema when it loads.
+    sections: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class JobSettings:
     workers: int
     lease_seconds: int
@@ -178,6 +186,7 @@ class Settings:
     throttle: ThrottleSettings
     mail: MailSettings
     web: WebSettings
+    plugins: PluginSettings
     jobs: JobSettings
     audit: AuditSettings
     #: The file these settings came from (None when built in code).
@@ -266,7 +275,14 @@ def settings_from_dict(document: dict[str, Any], *, base_dir: Path, source: Path
         body = document.get(section.name, {})
         if not isinstance(body, dict):
             body = {}
+        plugin_sections: dict[str, dict[str, Any]] = {}
+        if section.name == "plugins":
+            # [plugins.<name>] tables belong to each plugin's own schema (checked when it loads).
+            plugin_sections = {k: v for k, v in body.items() if isinstance(v, dict)}
+            body = {k: v for k, v in body.items() if not isinstance(v, dict)}
         values[section.name] = _validate_section(section, body, problems)
+        if plugin_sections:
+            values[section.name]["_sections"] = plugin_sections
 
     # Checks across options run even when single options failed (those hold
     # their defaults here), so one run lists every problem.
@@ -379,6 +395,7 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
         throttle=ThrottleSettings(**v["throttle"]),
         mail=MailSettings(**v["mail"]),
         web=WebSettings(**v["web"]),
+        plugins=PluginSettings(enabled=tuple(v["plugins"]["enabled"]), sections=v["plugins"].get("_sections", {})),
         jobs=JobSettings(**v["jobs"]),
         audit=AuditSettings(**v["audit"]),
         source=source,

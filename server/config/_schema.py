@@ -128,6 +128,13 @@ def networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
         raise Invalid(f"{exc}; {hint}") from None
 
 
+def plugin_names(value: Any) -> tuple[str, ...]:
+    hint = 'must be a list of plugin names, e.g. ["ehr_bridge"] (see: meddav plugins list)'
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise Invalid(hint)
+    return tuple(v.strip() for v in value)
+
+
 def email_address(*, allow_empty: bool = False) -> Validator:
     def check(value: Any) -> str:
         if not isinstance(value, str):
@@ -431,6 +438,19 @@ SCHEMA: tuple[Section, ...] = (
             ),
             Option("reset_link_minutes", 30, "How long a password-reset link works (once).", integer(5, 24 * 60)),
             Option("invitation_days", 7, "How long an invitation link works (once).", integer(1, 60)),
+        ),
+    ),
+    Section(
+        "plugins",
+        "Plugins (entry point group meddav). Each enabled plugin reads its own table [plugins.<name>].",
+        (
+            Option(
+                "enabled",
+                [],
+                "Plugins to load, by name; installed but not listed: not loaded. See: meddav plugins list.",
+                plugin_names,
+                shown_default="[]",
+            ),
         ),
     ),
     Section(
