@@ -23,6 +23,7 @@ from server.accounts import LOCALES
 from server.audit.commands import add_commands as add_audit_commands
 from server.config import ENV_VAR, LogSettings, Settings, load_settings, render_example
 from server.errors import ConfigError, KeyFileError, MedDAVError
+from server.jobs.commands import add_commands as add_job_commands
 from server.policy import ROLE_INSTANCE_ADMIN, ROLE_MEMBER, ROLE_ORG_ADMIN, ROLES
 from server.tree import GROUP_ACCESS
 
@@ -689,6 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("id", type=int, help="the app password's id (see: meddav app-password list NAME)")
 
     add_audit_commands(sub, _open)
+    add_job_commands(sub, _open)
 
     p = command("plugins", lambda a: EXIT_USAGE, "plugins installed (entry point group meddav) and enabled")
     plg = p.add_subparsers(dest="plugins_command", metavar="ACTION", required=True)

@@ -26,10 +26,11 @@ from server.audit import AuditLog
 from server.auth import Authenticator, PasswordHasher, PasswordPolicy
 from server.config import Settings, default_key_file, load_settings, toml_value
 from server.credentials import Credentials, SecretDigester
-from server.crypto import CredentialSealer, KeyRing, LockSealer, MasterKey
+from server.crypto import CredentialSealer, JobSealer, KeyRing, LockSealer, MasterKey
 from server.db import Database
 from server.db.models import instance_t
 from server.errors import ConfigError, KeyFileError
+from server.jobs import JobQueue
 from server.mail import Mailer
 from server.plugins import Plugins, load_plugins
 from server.policy import ROLE_INSTANCE_ADMIN
@@ -61,6 +62,7 @@ class Instance:
     audit: AuditLog
     mailer: Mailer
     plugins: Plugins
+    jobs: JobQueue
 
     def close(self) -> None:
         self.audit.close()
@@ -115,6 +117,7 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
         audit=AuditLog(db),
         mailer=Mailer.from_settings(settings.mail, base_url=settings.public_base_url()),
         plugins=plugins,
+        jobs=JobQueue(db, JobSealer(master.jobs_key()), settings.jobs),
     )
 
 

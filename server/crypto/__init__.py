@@ -11,7 +11,7 @@ from server.crypto._primitives import constant_time_equal, hmac_sha256
 from server.crypto.blobformat import HEADER_SIZE, SEGMENT_SIZE, BlobReader, BlobWriter, ciphertext_size
 from server.crypto.keys import KeyRing, MasterKey, OrgKey, WrappedKey, new_key_id
 from server.crypto.names import lookup_form, open_name, seal_given_name, seal_lookup_name
-from server.crypto.values import CredentialSealer, LockSealer, open_property, seal_property
+from server.crypto.values import CredentialSealer, JobSealer, LockSealer, open_property, seal_property
 
 __all__ = [
     "HEADER_SIZE",
@@ -19,6 +19,7 @@ __all__ = [
     "BlobReader",
     "BlobWriter",
     "CredentialSealer",
+    "JobSealer",
     "KeyRing",
     "LockSealer",
     "MasterKey",

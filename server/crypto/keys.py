@@ -51,6 +51,7 @@ _INFO_KEY_CHECK: Final = b"meddav/v1/key-check"
 _INFO_LOCKS: Final = b"meddav/v1/locks"
 _INFO_SECRET_DIGESTS: Final = b"meddav/v1/secret-digests"
 _INFO_CREDENTIALS: Final = b"meddav/v1/credentials"
+_INFO_JOBS: Final = b"meddav/v1/jobs"
 _INFO_NAMES: Final = b"meddav/v1/names"
 _INFO_PROPS: Final = b"meddav/v1/properties"
 _AAD_ORG_KEY: Final = b"meddav/v1/org-key:"
@@ -160,6 +161,10 @@ class MasterKey:
     def secret_digest_key(self) -> bytes:
         """Subkey of the HMAC-SHA256 digests of random secrets (app passwords, codes, tokens)."""
         return hkdf(self._key, info=_INFO_SECRET_DIGESTS)
+
+    def jobs_key(self) -> bytes:
+        """Subkey sealing job payloads (they may carry names or patient identifiers; AES-256-GCM)."""
+        return hkdf(self._key, info=_INFO_JOBS)
 
     def credentials_key(self) -> bytes:
         """Subkey sealing stored credentials that must be read back (TOTP secrets; AES-256-GCM)."""

@@ -14,7 +14,7 @@ import struct
 from server.crypto._primitives import Gcm
 from server.crypto.keys import OrgKey
 
-__all__ = ["CredentialSealer", "LockSealer", "open_property", "seal_property"]
+__all__ = ["CredentialSealer", "JobSealer", "LockSealer", "open_property", "seal_property"]
 
 _NODE = struct.Struct(">q")
 
@@ -44,6 +44,29 @@ class CredentialSealer:
 
     def open(self, kind: str, user_id: int, sealed: bytes) -> bytes:
         return self._gcm.open_random_nonce(sealed, f"meddav/v1/credential:{kind}:{user_id}".encode())
+
+
+class JobSealer:
+    """Seals job payloads (AES-256-GCM, random nonce), bound to the job's kind and key.
+
+    Built from a 32-byte key derived from the master key (the instance wires it).
+    A payload moved to another job's row does not open.
+    """
+
+    __slots__ = ("_gcm",)
+
+    def __init__(self, key: bytes) -> None:
+        self._gcm = Gcm(key)
+
+    @staticmethod
+    def _aad(kind: str, key: str) -> bytes:
+        return b"meddav/v1/job:" + kind.encode() + b"\0" + key.encode()
+
+    def seal(self, kind: str, key: str, payload: bytes) -> bytes:
+        return self._gcm.seal_random_nonce(payload, self._aad(kind, key))
+
+    def open(self, kind: str, key: str, sealed: bytes) -> bytes:
+        return self._gcm.open_random_nonce(sealed, self._aad(kind, key))
 
 
 class LockSealer:

@@ -143,7 +143,8 @@ def test_every_command_explains_itself() -> None:
                 ["org"], ["org", "add"], ["org", "list"], ["group"], ["group", "add"], ["group", "list"],
                 ["group", "set"], ["group", "remove"], ["org", "set"], ["app-password"],
                 ["app-password", "list"], ["app-password", "revoke"], ["user", "reset-2fa"], ["audit"],
-                ["audit", "verify"], ["audit", "export"], ["audit", "prune"]]  # fmt: skip
+                ["audit", "verify"], ["audit", "export"], ["audit", "prune"], ["plugins"], ["plugins", "list"],
+                ["jobs"], ["jobs", "list"], ["jobs", "retry"], ["worker"]]  # fmt: skip
     for command in commands:
         result = meddav(*command, "--help")
         assert result.returncode == 0, command
