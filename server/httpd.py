@@ -22,6 +22,8 @@ from server import __version__
 from server.app import create_app
 from server.config import Settings, is_loopback
 from server.instance import Instance
+from server.jobs import WorkerPool, schedule_builtins
+from server.jobs.commands import instance_handlers
 
 __all__ = ["build_server", "insecure_settings", "mount_help", "serve"]
 
@@ -50,6 +52,16 @@ def build_server(instance: Instance, *, host: str, port: int) -> wsgi.Server:
 def bound_port(server: wsgi.Server) -> int:
     port: int = server.bind_addr[1]
     return port
+
+
+def _start_workers(instance: Instance) -> WorkerPool | None:
+    """Background job workers inside the server (``[jobs] workers``; 0: run ``meddav worker`` apart)."""
+    if not instance.settings.jobs.workers:
+        return None
+    schedule_builtins(instance.jobs)
+    pool = WorkerPool(instance.jobs, instance_handlers(instance))
+    pool.start()
+    return pool
 
 
 def insecure_settings(settings: Settings, host: str) -> list[str]:
@@ -100,6 +112,8 @@ def serve(
         logger.warning(warning)
     serve_lock = instance.hold_serve_lock()
     server = build_server(instance, host=host, port=port)
+    instance.plugins.call_each("meddav_startup")
+    workers = _start_workers(instance)
     actual = bound_port(server)
     dav_url = instance.settings.public_base_url(host=host, port=actual) + "/dav/"
     logger.info(
@@ -134,6 +148,9 @@ def serve(
             server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if workers is not None:
+            workers.stop(timeout=10)  # an unfinished job is leased: it is claimed again later
+        instance.plugins.call_each("meddav_shutdown")
         instance.close()
         serve_lock.close()
         logger.info("stopped")

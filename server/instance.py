@@ -27,9 +27,10 @@ from server.auth import Authenticator, PasswordHasher, PasswordPolicy
 from server.config import Settings, default_key_file, load_settings, toml_value
 from server.credentials import Credentials, SecretDigester
 from server.crypto import CredentialSealer, JobSealer, KeyRing, LockSealer, MasterKey
-from server.db import Database
+from server.db import Database, Tx
 from server.db.models import instance_t
 from server.errors import ConfigError, KeyFileError
+from server.events import Event, from_payload
 from server.jobs import JobQueue
 from server.mail import Mailer
 from server.plugins import Plugins, load_plugins
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "meddav.toml"
 LOCK_NAME = "meddav.lock"
+#: The job kind that hands one event to one plugin (at least once, retried, dead-lettered).
+EVENT_JOB = "plugins.event"
 
 
 @dataclass
@@ -63,6 +66,15 @@ class Instance:
     mailer: Mailer
     plugins: Plugins
     jobs: JobQueue
+
+    @property
+    def job_handlers(self) -> dict[str, Any]:
+        """Handlers of the jobs plugins need: event delivery, and their own kinds."""
+
+        def deliver(ctx: Any) -> None:
+            self.plugins.deliver(ctx.payload["plugin"], from_payload(ctx.payload["event"]))
+
+        return {EVENT_JOB: deliver, **self.plugins.job_handlers()}
 
     def close(self) -> None:
         self.audit.close()
@@ -98,7 +110,7 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
     )
     authenticator = Authenticator.from_settings(settings, db, hasher, credentials)
     credentials.on_change = authenticator.forget_user
-    return Instance(
+    instance = Instance(
         settings=settings,
         db=db,
         keys=keys,
@@ -119,6 +131,16 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
         plugins=plugins,
         jobs=JobQueue(db, JobSealer(master.jobs_key()), settings.jobs),
     )
+    listeners = instance.plugins.listeners()
+    if listeners:
+        # The outbox: each change's events are jobs of the change's own transaction, one per listening plugin.
+        def outbox(c: Tx, event: Event) -> None:
+            for name in listeners:
+                key = f"{name}:{event.kind}:{getattr(event, 'node_id', 0)}:{event.at:.6f}"
+                instance.jobs.enqueue(c, EVENT_JOB, key, {"plugin": name, "event": event.to_payload()})
+
+        instance.tree.outbox = outbox
+    return instance
 
 
 def open_instance(settings: Settings) -> Instance:
@@ -181,7 +203,11 @@ def _write_config(data_dir: Path, key_file: Path, extra: dict[str, dict[str, Any
     ]
     for name, values in sections.items():
         lines.append(f"\n[{name}]")
-        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items() if not isinstance(value, dict))
+        for table, body in values.items():
+            if isinstance(body, dict):  # e.g. [plugins.<name>]
+                lines.append(f"\n[{name}.{table}]")
+                lines.extend(f"{key} = {toml_value(value)}" for key, value in body.items())
     config_path = data_dir / CONFIG_NAME
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

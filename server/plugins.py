@@ -102,6 +102,38 @@ class Plugins:
                 logger.exception("plugin %s failed in %s; the request it followed is not affected", name, hook)
         return results
 
+    def listeners(self) -> list[str]:
+        """Plugins implementing ``meddav_event`` (each gets its own delivery job per event)."""
+        return sorted(
+            self.manager.get_name(impl.plugin) or "?" for impl in self.manager.hook.meddav_event.get_hookimpls()
+        )
+
+    def deliver(self, name: str, event: Any) -> None:
+        """Give ``event`` to one plugin; raise what it raises (its job is then retried)."""
+        for impl in self.manager.hook.meddav_event.get_hookimpls():
+            if self.manager.get_name(impl.plugin) != name:
+                continue
+            args: dict[str, Any] = {"event": event}
+            if "plugin" in impl.argnames:
+                args["plugin"] = self.facades.get(name, PluginFacade(name))
+            try:
+                impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
+            except Exception:
+                self.failures[(name, "meddav_event")] += 1
+                raise
+            return
+
+    def job_handlers(self) -> dict[str, Callable[[Any], None]]:
+        """Every plugin's job handlers (``meddav_job_handlers``), kinds prefixed by their plugin."""
+        handlers: dict[str, Callable[[Any], None]] = {}
+        for name, result in self.call_each("meddav_job_handlers"):
+            for kind, handler in (result or {}).items():
+                if not kind.startswith(f"{name}."):
+                    logger.error("plugin %s declares job kind %s: kinds must start with %s.", name, kind, name)
+                    continue
+                handlers[kind] = handler
+        return handlers
+
 
 def _validate(
     name: str, options: Iterable[hooks.ConfigOption], raw: dict[str, Any], problems: list[str]

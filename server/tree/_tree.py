@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ from server.db.models import (
     versions_t,
 )
 from server.errors import AlreadyExists, BadRequest, Conflict, NotFound, QuotaExceeded
+from server.events import Event, FileDeleted, FileWritten, NodeMoved
 from server.storage import BaseBlobStore, BlobUpload
 from server.tree._names import validate_name
 
@@ -319,6 +320,8 @@ class Tree:
         self._keys_by_record: dict[int, OrgKey] = {}
         self._key_lock = threading.Lock()
         self._folders = _FolderCache()
+        #: Called inside the transaction of a change with its event (the job outbox); None: nobody listens.
+        self.outbox: Callable[[Tx, Event], None] | None = None
 
     # -- keys ------------------------------------------------------------------
 
@@ -627,6 +630,19 @@ class Tree:
                 old_blob = existing.version.blob_id
                 c.run(_DELETE_VERSION, version_id=existing.version.id)
             self._charge(c, folder, size - old_size)
+            if self.outbox is not None:
+                self.outbox(
+                    c,
+                    FileWritten(
+                        org_id=folder.org_id,
+                        node_id=node_id,
+                        version_id=version_id,
+                        parent_id=folder.id,
+                        size=size,
+                        group_id=folder.group_id,
+                        created=existing is None,
+                    ),
+                )
             return self._get(c, node_id), old_blob
 
         entry, old_blob = self.db.grouped(work)
@@ -682,6 +698,13 @@ class Tree:
             )
             self._touch(c, folder.id, now)
             self._touch(c, node.parent_id, now)
+            if self.outbox is not None:
+                self.outbox(
+                    c,
+                    NodeMoved(
+                        org_id=node.org_id, node_id=node.id, old_parent_id=node.parent_id, new_parent_id=folder.id
+                    ),
+                )
             return replaced, replaced_blobs
 
         try:
@@ -717,6 +740,10 @@ class Tree:
             if node.parent_id is None:
                 raise Conflict("a root folder cannot be deleted")
             self._touch(c, node.parent_id, time.time())
+            if self.outbox is not None:
+                self.outbox(
+                    c, FileDeleted(org_id=node.org_id, node_id=node.id, parent_id=node.parent_id, is_folder=node.is_dir)
+                )
             return self._delete_subtree(c, node)
 
         try:
