@@ -421,6 +421,12 @@ class JobQueue:
                 .order_by(jobs_t.c.run_after, jobs_t.c.id)
                 .limit(_CANDIDATES)
             )
+        # An idle worker looks first in a read transaction: the write lock (which
+        # every upload and rename of the server needs) is taken only when a job is due.
+        with self.db.read() as tx:
+            due = tx.all(candidates_stmt, now=now) if kinds is None else tx.all(candidates_stmt)
+        if not due:
+            return None
         while True:
             with self.db.write() as tx:
                 candidates = tx.all(candidates_stmt, now=now) if kinds is None else tx.all(candidates_stmt)
