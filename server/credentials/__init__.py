@@ -378,26 +378,33 @@ class Credentials:
             )
         return secret.value
 
-    def redeem_token(self, presented: str, purpose: str, *, now: float | None = None) -> int | None:
-        """The user id of a valid token, which is used up; None when wrong, used or expired."""
-        now = time.time() if now is None else now
+    def _live_token(self, c: Tx, presented: str, purpose: str, now: float) -> Any:
+        """The row of a token that matches, is unused and unexpired; None otherwise."""
         value = normalise(presented)
         lookup = SecretDigester.lookup_of(value)
         if lookup is None:
             return None
+        row = c.one(
+            select(
+                one_time_tokens_t.c.id,
+                one_time_tokens_t.c.user_id,
+                one_time_tokens_t.c.digest,
+                one_time_tokens_t.c.expires_at,
+                one_time_tokens_t.c.used_at,
+            ).where(one_time_tokens_t.c.lookup == lookup, one_time_tokens_t.c.purpose == purpose)
+        )
+        if row is None or not self._digester.matches(f"token:{purpose}", value, row.digest):
+            return None
+        if row.used_at is not None or row.expires_at < now:
+            return None
+        return row
+
+    def redeem_token(self, presented: str, purpose: str, *, now: float | None = None) -> int | None:
+        """The user id of a valid token, which is used up; None when wrong, used or expired."""
+        now = time.time() if now is None else now
         with self._db.write() as c:
-            row = c.one(
-                select(
-                    one_time_tokens_t.c.id,
-                    one_time_tokens_t.c.user_id,
-                    one_time_tokens_t.c.digest,
-                    one_time_tokens_t.c.expires_at,
-                    one_time_tokens_t.c.used_at,
-                ).where(one_time_tokens_t.c.lookup == lookup, one_time_tokens_t.c.purpose == purpose)
-            )
-            if row is None or not self._digester.matches(f"token:{purpose}", value, row.digest):
-                return None
-            if row.used_at is not None or row.expires_at < now:
+            row = self._live_token(c, presented, purpose, now)
+            if row is None:
                 return None
             used = c.run(
                 update(one_time_tokens_t)
@@ -409,24 +416,9 @@ class Credentials:
     def token_user(self, presented: str, purpose: str, *, now: float | None = None) -> int | None:
         """Like :meth:`redeem_token` without using the token up (to show the form it opens)."""
         now = time.time() if now is None else now
-        value = normalise(presented)
-        lookup = SecretDigester.lookup_of(value)
-        if lookup is None:
-            return None
         with self._db.read() as c:
-            row = c.one(
-                select(
-                    one_time_tokens_t.c.user_id,
-                    one_time_tokens_t.c.digest,
-                    one_time_tokens_t.c.expires_at,
-                    one_time_tokens_t.c.used_at,
-                ).where(one_time_tokens_t.c.lookup == lookup, one_time_tokens_t.c.purpose == purpose)
-            )
-        if row is None or not self._digester.matches(f"token:{purpose}", value, row.digest):
-            return None
-        if row.used_at is not None or row.expires_at < now:
-            return None
-        return int(row.user_id)
+            row = self._live_token(c, presented, purpose, now)
+        return None if row is None else int(row.user_id)
 
     # -- web sessions ---------------------------------------------------------------------
 
