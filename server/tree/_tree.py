@@ -746,8 +746,13 @@ class Tree:
                 )
             return self._delete_subtree(c, node)
 
+        self._remove(work)
+
+    def _remove(self, work: Callable[[Tx], list[str]]) -> None:
+        """Commit a removal of nodes (durable when it frees blobs, see _delete_subtree), then
+        forget the cached folders and delete the freed blobs."""
         try:
-            blob_ids = self.db.grouped(work, durable=False)  # durable when it removes content
+            blob_ids = self.db.grouped(work, durable=False)
         finally:
             self._folders.changed()
         for blob_id in blob_ids:
@@ -1039,12 +1044,7 @@ class Tree:
             c.run(delete(group_folders_t).where(group_folders_t.c.id == group_id))
             return self._delete_subtree(c, root, charge=False)
 
-        try:
-            blob_ids = self.db.grouped(work, durable=False)  # durable when it removes content
-        finally:
-            self._folders.changed()
-        for blob_id in blob_ids:
-            self.blobs.delete(blob_id)
+        self._remove(work)
 
     # -- dead properties -------------------------------------------------------------
 
