@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import signal
 import ssl
@@ -17,15 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from server.auth import RECHECK_SECONDS
 from server.config import load_settings, render_example, settings_from_dict
 from server.httpd import insecure_settings
 from server.testing import LiveServer, ServerProcess, TestInstance
+from tests.helpers import self_signed
 
 
 def meddav(*args: str, stdin: str | None = None, config: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -219,31 +214,8 @@ def test_serve_prints_the_url_and_stops_cleanly(instance_dir: TestInstance, sig:
     assert "Traceback" not in log and "msg=stopped" in log
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 def test_tls_is_served_when_configured(make_test_instance: Callable[..., TestInstance], tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     inst = make_test_instance({"server": {"tls_cert": str(cert), "tls_key": str(key)}})
     with LiveServer(inst.config_path) as server:
         assert server.url.startswith("https://")
