@@ -23,8 +23,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+# The tests also need the example plugin installed (docs/example_plugin): its entry point
+# is how MedDAV finds a plugin, and its own tests run through MedDAV's pytest plugin
+# (tests/integration/test_example_plugin.py).  After MedDAV, whose package it depends on.
+$(VENV)/.test-installed: pyproject.toml docs/example_plugin/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e docs/example_plugin
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -69,4 +73,4 @@ conf: install
 	$(BIN)/meddav config example > conf/meddav.example.toml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info docs/example_plugin/*.egg-info

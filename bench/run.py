@@ -12,6 +12,7 @@ MedDAV/wsgidav ratios.  See bench/README.md for the workloads and targets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -31,6 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench import workloads  # noqa: E402
 from server.testing import ServerProcess, make_instance  # noqa: E402
+from tests.fhir_server import FakeFhirServer  # noqa: E402 - a real FHIR server on loopback, standing for the EHR
 
 WORKLOADS = ("big", "small", "propfind", "meta", "latency", "rss")
 #: (workload, figure, higher is better, target ratio)
@@ -123,13 +125,22 @@ def main() -> int:
         metavar="SECTION.KEY=VALUE",
         help="a MedDAV setting for this run (TOML value), e.g. database.sqlite_synchronous='\"normal\"'",
     )
+    parser.add_argument(
+        "--ehr-bridge",
+        action="store_true",
+        help="enable the EHR bridge on MedDAV, feeding a FHIR server of the tests with every file written",
+    )
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args()
 
     rounds: list[dict[str, dict[str, Any]]] = []
-    with tempfile.TemporaryDirectory(prefix="meddav-bench-") as tmp:
-        tmp_path = Path(tmp)
-        inst = make_instance(tmp_path / "meddav" / "data", fast=False, settings=meddav_options(args.meddav_option))
+    with contextlib.ExitStack() as stack:
+        tmp_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meddav-bench-")))
+        settings = meddav_options(args.meddav_option)
+        if args.ehr_bridge:
+            ehr = stack.enter_context(FakeFhirServer(token=EHR_TOKEN))
+            settings = {**settings, "plugins": bridge_settings(ehr.url, tmp_path / "ehr-token")}
+        inst = make_instance(tmp_path / "meddav" / "data", fast=False, settings=settings)
         (tmp_path / "wsgidav").mkdir()
         meddav = ServerProcess(inst.config_path)
         plain = PlainWsgidav(tmp_path / "wsgidav")
@@ -168,6 +179,26 @@ def main() -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+EHR_TOKEN = "bench-ehr-token"
+
+
+def bridge_settings(ehr_url: str, token_file: Path) -> dict[str, Any]:
+    """``[plugins]`` with the EHR bridge feeding every file of the admin's drive to ``ehr_url``.
+
+    Each workload's collection (``bench-<8 hex digits>/``) is a patient whose identifier is in its
+    name, so every file a workload writes is sent: the event job, the send job and the EHR's
+    request all run beside the workload, on the same two cores."""
+    token_file.write_text(EHR_TOKEN)
+    feed = {"folder": "admin", "patient_from": "name", "patient_pattern": r"^bench-(?P<id>[0-9a-f]{8})$"}
+    return {
+        "enabled": ["ehr_bridge"],
+        "ehr_bridge": {
+            "organisations": ["Default organisation"],
+            "ehr": {"bench": {"url": ehr_url, "token_file": str(token_file), "feeds": [feed]}},
+        },
+    }
 
 
 def meddav_options(specs: list[str]) -> dict[str, dict[str, Any]]:

@@ -39,7 +39,9 @@ class ConfigOption:
 
     ``validate`` takes the raw TOML value and returns the typed value, or
     raises ``ValueError`` with a message that says what is wrong and what to
-    do (the same contract as the core's options).
+    do (the same contract as the core's options).  A key left out takes
+    ``default`` through ``validate`` too: an option whose default does not
+    validate (an empty table for a required endpoint) is required.
     """
 
     name: str
@@ -94,32 +96,42 @@ def meddav_event(event: Event, plugin: Any) -> None:
 
 
 @hookspec
-def meddav_job_handlers() -> Mapping[str, Callable[[Any], None]]:  # type: ignore[empty-body]
+def meddav_job_handlers(plugin: Any) -> Mapping[str, Callable[[Any], None]]:  # type: ignore[empty-body]
     """The plugin's job kinds and their handlers (``"ehr_bridge.send": send``).
 
-    A handler gets a job context (key, payload, attempt, deadline) and
-    raises to have the job retried with back-off; after the configured
-    attempts the job goes to the dead letters (``meddav jobs list --dead``).
-    Kinds are prefixed with the plugin's name.
+    A handler gets a job context (``key``, ``payload``, ``attempt``,
+    ``deadline``) and raises to have the job retried with back-off
+    (:class:`server.jobs.JobFailed` for an expected failure, with a short
+    message and no health data: it is stored in clear as the job's last
+    error); after the configured attempts the job goes to the dead letters
+    (``meddav jobs list --dead``).  Kinds are prefixed with the plugin's
+    name.  Handlers that need the core close over ``plugin``, the facade.
     """
 
 
 @hookspec
-def meddav_periodic_jobs() -> Sequence[PeriodicJob]:  # type: ignore[empty-body]
-    """Jobs to run on a schedule (their kinds handled by :func:`meddav_job_handlers`)."""
+def meddav_periodic_jobs(plugin: Any) -> Sequence[PeriodicJob]:  # type: ignore[empty-body]
+    """Jobs to run on a schedule (their kinds handled by :func:`meddav_job_handlers`).
+
+    Names and kinds start with the plugin's name.  The schedule is stored:
+    it survives restarts, and a job missed while MedDAV was down runs once
+    at the next start, not once per missed period."""
 
 
 @hookspec
-def meddav_web_blueprint() -> Any:
-    """A Flask blueprint of extra pages, mounted under ``/plugins/<name>/``.
+def meddav_web_blueprint(plugin: Any) -> Any:
+    """A Flask blueprint of extra pages, mounted under ``/plugins/<name>/``
+    and registered under the plugin's name (``url_for("<name>.view")``).
 
-    Its views reach the signed-in user through the web session helpers and
-    must ask the policy like every page.
+    Its views reach the signed-in user through :mod:`webui.sessions`
+    (``login_required``, ``current()``) and must ask the policy like every
+    page; its templates may extend the core's ``base.html``.  POST forms
+    carry the core's CSRF token (``csrf_field``, ``csrf_token()``).
     """
 
 
 @hookspec
-def meddav_notification_channels() -> Mapping[str, Callable[[str, str, Mapping[str, Any]], None]]:  # type: ignore[empty-body]
+def meddav_notification_channels(plugin: Any) -> Mapping[str, Callable[[str, str, Mapping[str, Any]], None]]:  # type: ignore[empty-body]
     """Extra ways to notify people (e-mail is built in): ``{"sms": send}`` with
     ``send(recipient, template, context)``; called from jobs, never from a request."""
 

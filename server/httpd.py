@@ -25,7 +25,7 @@ from server.instance import Instance
 from server.jobs import WorkerPool, schedule_builtins
 from server.jobs.commands import instance_handlers
 
-__all__ = ["build_server", "insecure_settings", "mount_help", "serve"]
+__all__ = ["build_server", "insecure_settings", "mount_help", "serve", "start_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +54,12 @@ def bound_port(server: wsgi.Server) -> int:
     return port
 
 
-def _start_workers(instance: Instance) -> WorkerPool | None:
+def start_workers(instance: Instance) -> WorkerPool | None:
     """Background job workers inside the server (``[jobs] workers``; 0: run ``meddav worker`` apart)."""
     if not instance.settings.jobs.workers:
         return None
     schedule_builtins(instance.jobs)
+    instance.schedule_plugin_jobs()
     pool = WorkerPool(instance.jobs, instance_handlers(instance))
     pool.start()
     return pool
@@ -112,8 +113,8 @@ def serve(
         logger.warning(warning)
     serve_lock = instance.hold_serve_lock()
     server = build_server(instance, host=host, port=port)
-    instance.plugins.call_each("meddav_startup")
-    workers = _start_workers(instance)
+    instance.start_plugins()
+    workers = start_workers(instance)
     actual = bound_port(server)
     dav_url = instance.settings.public_base_url(host=host, port=actual) + "/dav/"
     logger.info(

@@ -16,24 +16,25 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import insert, select
 
 from server.accounts import Accounts
-from server.audit import AuditLog
+from server.audit import AuditEvent, AuditLog
 from server.auth import Authenticator, PasswordHasher, PasswordPolicy
 from server.config import Settings, default_key_file, load_settings, toml_value
 from server.credentials import Credentials, SecretDigester
-from server.crypto import CredentialSealer, JobSealer, KeyRing, LockSealer, MasterKey
+from server.crypto import CredentialSealer, JobSealer, KeyRing, LockSealer, MasterKey, StateSealer
 from server.db import Database, Tx
 from server.db.models import instance_t
 from server.errors import ConfigError, KeyFileError
 from server.events import Event, from_payload
-from server.jobs import JobQueue
+from server.jobs import JobFailed, JobQueue
 from server.mail import Mailer
-from server.plugins import Plugins, load_plugins
+from server.plugins import NOTIFY_JOB, Plugins, load_plugins
 from server.policy import ROLE_INSTANCE_ADMIN
 from server.storage import BaseBlobStore
 from server.storage import load as load_blob_store
@@ -66,15 +67,44 @@ class Instance:
     mailer: Mailer
     plugins: Plugins
     jobs: JobQueue
+    state_sealer: StateSealer
 
     @property
     def job_handlers(self) -> dict[str, Any]:
-        """Handlers of the jobs plugins need: event delivery, and their own kinds."""
+        """Handlers of the jobs plugins need: event delivery, notifications, and their own kinds."""
 
         def deliver(ctx: Any) -> None:
-            self.plugins.deliver(ctx.payload["plugin"], from_payload(ctx.payload["event"]))
+            name = ctx.payload["plugin"]
+            event = from_payload(ctx.payload["event"])
+            # Plugins.deliver counts the hook's exceptions itself; the guard adds its time-out.
+            self.plugins.guarded(name, "meddav_event", lambda _: self.plugins.deliver(name, event), count_errors=False)(
+                ctx
+            )
 
-        return {EVENT_JOB: deliver, **self.plugins.job_handlers()}
+        channels = self.plugins.notification_channels()
+
+        def notify(ctx: Any) -> None:
+            p = ctx.payload
+            if p["channel"] == "email":
+                self.mailer.send(p["template"], p["to"], locale=p["locale"], context=_mail_context(p["context"]))
+                return
+            send = channels.get(p["channel"])
+            if send is None:
+                raise JobFailed(f"no notification channel {p['channel']!r}: enable the plugin that provides it")
+            send(p["to"], p["template"], p["context"])
+
+        return {EVENT_JOB: deliver, NOTIFY_JOB: notify, **self.plugins.job_handlers()}
+
+    def start_plugins(self) -> None:
+        """Give each plugin its facade on this instance, then call their ``meddav_startup``."""
+        for facade in self.plugins.facades.values():
+            facade.bind(self)
+        self.plugins.call_each("meddav_startup")
+
+    def schedule_plugin_jobs(self) -> None:
+        """Declare the plugins' periodic jobs (idempotent: their schedule survives restarts)."""
+        for job in self.plugins.periodic_jobs():
+            self.jobs.schedule(job.name, job.kind, every_seconds=job.every_seconds, daily_at=job.daily_at)
 
     def close(self) -> None:
         self.audit.close()
@@ -130,17 +160,46 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
         mailer=Mailer.from_settings(settings.mail, base_url=settings.public_base_url()),
         plugins=plugins,
         jobs=JobQueue(db, JobSealer(master.jobs_key()), settings.jobs),
+        state_sealer=StateSealer(master.plugin_state_key()),
     )
+
+    def plugin_failed(name: str, hook: str) -> None:
+        instance.audit.record(
+            AuditEvent(
+                surface="plugin",
+                action="plugin.failed",
+                outcome="error",
+                principal=f"plugin:{name}",
+                address="local",
+                detail=f"hook={hook}",
+            )
+        )
+
+    plugins.on_failure = plugin_failed
     listeners = instance.plugins.listeners()
     if listeners:
         # The outbox: each change's events are jobs of the change's own transaction, one per listening plugin.
         def outbox(c: Tx, event: Event) -> None:
             for name in listeners:
-                key = f"{name}:{event.kind}:{getattr(event, 'node_id', 0)}:{event.at:.6f}"
+                key = f"{name}:{event.kind}:{_event_subject(event)}:{event.at:.6f}"
                 instance.jobs.enqueue(c, EVENT_JOB, key, {"plugin": name, "event": event.to_payload()})
 
         instance.tree.outbox = outbox
+        instance.accounts.outbox = outbox
     return instance
+
+
+def _event_subject(event: Event) -> int:
+    """The id an event is about (its node, or the account it created), for the job's key."""
+    return int(getattr(event, "node_id", None) or getattr(event, "created_user_id", None) or 0)
+
+
+def _mail_context(context: dict[str, Any]) -> dict[str, Any]:
+    """A notification's mail context back from JSON: ``*_at`` values were sent as POSIX times."""
+    return {
+        name: datetime.fromtimestamp(value, UTC) if name.endswith("_at") and isinstance(value, int | float) else value
+        for name, value in context.items()
+    }
 
 
 def open_instance(settings: Settings) -> Instance:

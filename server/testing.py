@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from server.config import load_settings
-from server.httpd import bound_port, build_server
+from server.httpd import bound_port, build_server, start_workers
 from server.instance import InitResult, Instance, init_instance, open_instance
+from server.jobs import WorkerPool
 
 __all__ = ["FAST_ARGON2", "TEST_PASSWORD", "LiveServer", "ServerProcess", "TestInstance", "make_instance"]
 
@@ -81,11 +82,20 @@ def _wait_until_answering(url: str, *, timeout: float = 20.0, process: subproces
 
 
 class LiveServer:
-    """Serve an instance in a background thread of this process."""
+    """Serve an instance in a background thread of this process.
 
-    def __init__(self, config_path: Path) -> None:
+    With ``plugins=True`` it starts like ``meddav serve``: the enabled plugins
+    get their facade and ``meddav_startup``, and job workers run in the
+    process (``[jobs] workers``), delivering events to the plugins.
+    """
+
+    def __init__(self, config_path: Path, *, plugins: bool = False) -> None:
         self.settings = load_settings(config_path)
         self.instance: Instance = open_instance(self.settings)
+        self.workers: WorkerPool | None = None
+        if plugins:
+            self.instance.start_plugins()
+            self.workers = start_workers(self.instance)
         self._server = build_server(self.instance, host="127.0.0.1", port=0)
         self.port = bound_port(self._server)
         scheme = "https" if self.settings.server.tls else "http"
@@ -99,6 +109,9 @@ class LiveServer:
     def stop(self) -> None:
         self._server.stop()
         self._thread.join(timeout=10)
+        if self.workers is not None:
+            self.workers.stop(timeout=10)
+            self.instance.plugins.call_each("meddav_shutdown")
         self.instance.close()
 
     def __enter__(self) -> LiveServer:

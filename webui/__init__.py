@@ -8,7 +8,9 @@
 - ``/ui/app-passwords``, ``/ui/sessions`` (:mod:`webui.views.devices`);
 - ``/ui/invite/<token>``: accepting an invitation (:mod:`webui.views.invite`);
 - ``/ui/admin``: administering an organisation: members (:mod:`webui.views.admin`),
-  group folders (:mod:`webui.views.groups`), audit log (:mod:`webui.views.audit`).
+  group folders (:mod:`webui.views.groups`), audit log (:mod:`webui.views.audit`);
+- ``/ui/admin/jobs``: the instance's background jobs (:mod:`webui.views.jobs`);
+- ``/plugins/<name>/``: the pages of a plugin (its ``meddav_web_blueprint``).
 
 Around every view: the session is read (:mod:`webui.sessions`), the language
 chosen (:mod:`webui.i18n`) and a POST's CSRF token checked (:mod:`webui.csrf`),
@@ -20,6 +22,7 @@ inline script (the Content-Security-Policy of :mod:`server.app` forbids it).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, render_template, request
@@ -31,6 +34,8 @@ from webui import csrf, i18n, sessions
 from webui.context import EXTENSION
 from webui.views import BLUEPRINTS
 from webui.views.admin import can_administer
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -107,4 +112,10 @@ def create_app(instance: Instance) -> Flask:
     )
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    taken = set(app.blueprints)
+    for name, blueprint in instance.plugins.blueprints():
+        if name in taken:
+            logger.error("plugin %s: its web pages are not mounted, the name is one of the core's pages", name)
+            continue
+        app.register_blueprint(blueprint, url_prefix=f"/plugins/{name}", name=name)
     return app

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 
 from server.auth import PasswordHasher, PasswordPolicy, normalize_username
 from server.crypto import KeyRing
-from server.db import Database
+from server.db import Database, Tx
 from server.db.models import KIND_DIR, Node, Organisation, OrgKeyRecord, User
 from server.errors import AlreadyExists, BadRequest, NotFound
+from server.events import AccountCreated, Event
 from server.policy import ROLE_MEMBER, ROLES
 
 __all__ = ["LOCALES", "Accounts", "OrganisationInfo", "UserInfo"]
@@ -117,6 +118,8 @@ class Accounts:
         self._hasher = hasher
         self.policy = policy
         self._credentials_changed = on_credentials_changed or (lambda user_id: None)
+        #: Called inside the transaction that creates an account, with its event (the job outbox); None: nobody listens.
+        self.outbox: Callable[[Tx, Event], None] | None = None
 
     def create_organisation(self, name: str) -> int:
         """A new organisation with a fresh key; returns its id."""
@@ -241,6 +244,8 @@ class Accounts:
             s.flush()
             user.root_id = root.id
             s.flush()
+            if self.outbox is not None:
+                self.outbox(self._db.tx_of(s), AccountCreated(org_id=org, created_user_id=user.id, role=role))
             return _info(user)
 
     def _user(self, s: Session, username: str) -> User:

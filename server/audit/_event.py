@@ -28,7 +28,7 @@ ACTION_MAX = 40
 OUTCOME_MAX = 16
 DETAIL_MAX = 200
 
-SURFACES = frozenset({"dav", "web", "cli", "share"})
+SURFACES = frozenset({"dav", "web", "cli", "share", "plugin"})
 OUTCOMES = frozenset({"ok", "denied", "failed", "error"})
 
 _ID_MAX = 2**63 - 1  # the canonical encoding holds ids as signed 64-bit integers

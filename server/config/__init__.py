@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,14 +224,20 @@ def default_key_file(data_dir: Path) -> Path:
 
 
 def toml_value(value: Any) -> str:
-    """A scalar as TOML source (for the example file and generated configurations)."""
+    """A value as TOML source (for the example file and generated configurations)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table: {url = "...", feeds = [{folder = "..."}]}
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_value(key)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

@@ -52,6 +52,7 @@ _INFO_LOCKS: Final = b"meddav/v1/locks"
 _INFO_SECRET_DIGESTS: Final = b"meddav/v1/secret-digests"
 _INFO_CREDENTIALS: Final = b"meddav/v1/credentials"
 _INFO_JOBS: Final = b"meddav/v1/jobs"
+_INFO_PLUGIN_STATE: Final = b"meddav/v1/plugin-state"
 _INFO_NAMES: Final = b"meddav/v1/names"
 _INFO_PROPS: Final = b"meddav/v1/properties"
 _AAD_ORG_KEY: Final = b"meddav/v1/org-key:"
@@ -165,6 +166,10 @@ class MasterKey:
     def jobs_key(self) -> bytes:
         """Subkey sealing job payloads (they may carry names or patient identifiers; AES-256-GCM)."""
         return hkdf(self._key, info=_INFO_JOBS)
+
+    def plugin_state_key(self) -> bytes:
+        """Subkey sealing plugins' own records (they may hold names or identifiers; AES-256-GCM)."""
+        return hkdf(self._key, info=_INFO_PLUGIN_STATE)
 
     def credentials_key(self) -> bytes:
         """Subkey sealing stored credentials that must be read back (TOTP secrets; AES-256-GCM)."""

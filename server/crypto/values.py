@@ -14,7 +14,7 @@ import struct
 from server.crypto._primitives import Gcm
 from server.crypto.keys import OrgKey
 
-__all__ = ["CredentialSealer", "JobSealer", "LockSealer", "open_property", "seal_property"]
+__all__ = ["CredentialSealer", "JobSealer", "LockSealer", "StateSealer", "open_property", "seal_property"]
 
 _NODE = struct.Struct(">q")
 
@@ -67,6 +67,25 @@ class JobSealer:
 
     def open(self, kind: str, key: str, sealed: bytes) -> bytes:
         return self._gcm.open_random_nonce(sealed, self._aad(kind, key))
+
+
+class StateSealer:
+    """Seals plugins' records (``plugin_state``), bound to the plugin and the record's key."""
+
+    __slots__ = ("_gcm",)
+
+    def __init__(self, key: bytes) -> None:
+        self._gcm = Gcm(key)
+
+    @staticmethod
+    def _aad(plugin: str, key: str) -> bytes:
+        return b"meddav/v1/plugin-state:" + plugin.encode() + b"\0" + key.encode()
+
+    def seal(self, plugin: str, key: str, value: bytes) -> bytes:
+        return self._gcm.seal_random_nonce(value, self._aad(plugin, key))
+
+    def open(self, plugin: str, key: str, sealed: bytes) -> bytes:
+        return self._gcm.open_random_nonce(sealed, self._aad(plugin, key))
 
 
 class LockSealer:

@@ -288,6 +288,11 @@ class Database:
             assert self._syncer is not None
             self._syncer.request()
 
+    def tx_of(self, session: Session) -> Tx:
+        """The transaction of an ORM ``session``, for the statements of ``server.db`` (the outbox of
+        a change made through the ORM: its jobs commit or roll back with it)."""
+        return Tx(session.connection().connection.driver_connection, self.engine.dialect)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """An ORM unit of work (write transaction) that commits at the end of the block."""

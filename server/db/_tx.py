@@ -24,7 +24,7 @@ from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, exc
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import Select
@@ -115,8 +115,13 @@ class Tx:
         cursor = self._conn.cursor()
         try:
             cursor.execute(compiled.sql, values)
-        except BaseException:
+        except BaseException as error:
             cursor.close()
+            driver = self._dialect.loaded_dbapi
+            if isinstance(error, driver.IntegrityError):
+                # The driver's own class (sqlite3, psycopg) as SQLAlchemy's, as ORM code sees it: callers
+                # catch one portable IntegrityError ("inserted meanwhile by another process").
+                raise exc.IntegrityError(compiled.sql, values, error) from error
             raise
         return cursor, compiled
 

@@ -61,6 +61,7 @@ __all__ = [
     "org_keys_t",
     "organisations_t",
     "periodic_jobs_t",
+    "plugin_state_t",
     "recovery_codes_t",
     "users_t",
     "versions_t",
@@ -371,6 +372,17 @@ class PeriodicJob(Base):
     last_run: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class PluginState(Base):
+    """A plugin's own small records (``plugin.state`` of its facade): sealed JSON values by key."""
+
+    __tablename__ = "plugin_state"
+
+    plugin: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
 # Core handles on the tables, for the request paths (see server.db).
 instance_t = cast(Table, Instance.__table__)
 organisations_t = cast(Table, Organisation.__table__)
@@ -387,5 +399,6 @@ web_sessions_t = cast(Table, WebSession.__table__)
 one_time_tokens_t = cast(Table, OneTimeToken.__table__)
 jobs_t = cast(Table, Job.__table__)
 periodic_jobs_t = cast(Table, PeriodicJob.__table__)
+plugin_state_t = cast(Table, PluginState.__table__)
 audit_t = cast(Table, AuditRecord.__table__)
 audit_anchor_t = cast(Table, AuditAnchor.__table__)

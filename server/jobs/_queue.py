@@ -245,6 +245,12 @@ _RETRY = prepared(
     .values(state=PENDING, attempts=0, run_after=bindparam("now"), updated_at=bindparam("now"))
 )
 _COUNTS = prepared(select(jobs_t.c.state, func.count()).group_by(jobs_t.c.state))
+_COUNTS_OF_KINDS = prepared(
+    select(jobs_t.c.state, func.count())
+    # A prefix compared as a string, not a LIKE pattern ("_" in "ehr_bridge." is no wildcard).
+    .where(func.substr(jobs_t.c.kind, 1, func.length(bindparam("prefix"))) == bindparam("prefix"))
+    .group_by(jobs_t.c.state)
+)
 _PURGE = prepared(delete(jobs_t).where(jobs_t.c.state == DONE, jobs_t.c.updated_at < bindparam("before")))
 
 _PERIODIC = prepared(select(*periodic_jobs_t.c).where(periodic_jobs_t.c.name == bindparam("name")))
@@ -580,10 +586,12 @@ class JobQueue:
             self.notify()
         return changed
 
-    def counts(self) -> dict[str, int]:
-        """Number of jobs in each state (every state present, zero included)."""
+    def counts(self, kind_prefix: str | None = None) -> dict[str, int]:
+        """Number of jobs in each state (every state present, zero included), of the kinds
+        starting with ``kind_prefix`` when given (``"ehr_bridge."``: one plugin's jobs)."""
         with self.db.read() as tx:
-            found = {str(state): int(n) for state, n in tx.all(_COUNTS)}
+            rows = tx.all(_COUNTS) if kind_prefix is None else tx.all(_COUNTS_OF_KINDS, prefix=kind_prefix)
+            found = {str(state): int(n) for state, n in rows}
         return {state: found.get(state, 0) for state in STATES}
 
     def purge_done(self, before: float) -> int:

@@ -114,6 +114,8 @@ def cmd_worker(args: argparse.Namespace, open_instance: OpenInstance) -> int:
     try:
         queue = instance_queue(instance)
         schedule_builtins(queue)
+        instance.start_plugins()
+        instance.schedule_plugin_jobs()
         handlers = instance_handlers(instance)
         pool = WorkerPool(queue, handlers, threads=args.threads, poll=args.poll)
         pool.start()
@@ -125,6 +127,7 @@ def cmd_worker(args: argparse.Namespace, open_instance: OpenInstance) -> int:
         stop.wait()
         print("meddav worker: stopping, waiting for running jobs", file=sys.stderr, flush=True)
         clean = pool.stop(timeout=args.stop_timeout)
+        instance.plugins.call_each("meddav_shutdown")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

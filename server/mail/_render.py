@@ -69,6 +69,13 @@ TEMPLATES: Mapping[str, TemplateSpec] = {
         required=frozenset({"created_at", "ip_address"}),
         optional=frozenset({"app_password_name", "recipient_name"}),
     ),
+    # A plugin tells an organisation's admins of a problem only they can fix (the EHR refusing MedDAV's
+    # credentials...).  ``problem`` and ``advice`` are the plugin's own sentences, in the mail's language,
+    # with ids at most: a plugin never puts a file name or a patient in them.
+    "plugin_alert": TemplateSpec(
+        required=frozenset({"plugin_name", "problem", "noticed_at"}),
+        optional=frozenset({"advice", "status_url", "recipient_name"}),
+    ),
 }
 
 #: Variables the :class:`~server.mail.Mailer` gives every template itself:

@@ -24,6 +24,14 @@ data and checks every cell):
 - **Organisation.** Its org admins, and instance admins, may administer it
   (members, quotas, group folders, the audit log) and list its members;
   nothing about an organisation gives access to a node.
+- **The instance** (:data:`INSTANCE`: its background jobs, dead letters and
+  plugins): instance admins list and administer it; nobody else.
+- **Plugins** act with their own :class:`PluginPrincipal`, never a user's:
+  only in the organisations the operator granted them (``[plugins.<name>]
+  organisations``), with ``read`` (list, read) or ``read-write`` access (also
+  create and write; never delete, share or administer), and the group
+  folder's own root stays out of their reach for writing.  On an
+  organisation they may list its accounts (to look a user up), nothing more.
 - A disabled principal may do nothing.
 
 Roles are capabilities, not a hierarchy of trust: a future "support admin"
@@ -39,13 +47,18 @@ from typing import Protocol
 from server.errors import PolicyDenied
 
 __all__ = [
+    "INSTANCE",
+    "PLUGIN_ACCESS",
     "ROLES",
     "ROLE_INSTANCE_ADMIN",
     "ROLE_MEMBER",
     "ROLE_ORG_ADMIN",
     "Action",
+    "AnyPrincipal",
+    "InstanceSubject",
     "Node",
     "Organisation",
+    "PluginPrincipal",
     "Principal",
     "allows",
     "require",
@@ -106,7 +119,39 @@ class Organisation:
     org_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceSubject:
+    """The instance as the subject of a question (its jobs, dead letters and plugins)."""
+
+
+INSTANCE = InstanceSubject()
+
 _A = Action
+#: What a plugin may be granted on the nodes of its organisations.
+PLUGIN_ACCESS: dict[str, frozenset[Action]] = {
+    "read": frozenset({_A.LIST, _A.READ}),
+    "read-write": frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PluginPrincipal:
+    """A plugin acting through its facade (``server.plugins``): its name, the
+    organisations it was granted, and its access there (a :data:`PLUGIN_ACCESS` key)."""
+
+    plugin: str
+    org_ids: frozenset[int]
+    access: str = "read"
+    disabled: bool = False
+
+    @property
+    def username(self) -> str:
+        return f"plugin:{self.plugin}"
+
+
+AnyPrincipal = Principal | PluginPrincipal
+Subject = Node | Organisation | InstanceSubject
+
 _PRIVATE_OWNER = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE, _A.SHARE})
 _CONTENT = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE})
 _READ_ONLY = frozenset({_A.LIST, _A.READ})
@@ -128,9 +173,24 @@ def _group_actions(principal: Principal, node: Node) -> frozenset[Action]:
     return frozenset(granted)
 
 
-def _actions(principal: Principal, subject: Node | Organisation) -> frozenset[Action]:
+def _plugin_actions(principal: PluginPrincipal, subject: Subject) -> frozenset[Action]:
+    if isinstance(subject, InstanceSubject) or subject.org_id not in principal.org_ids:
+        return frozenset()
+    if isinstance(subject, Organisation):
+        return frozenset({_A.LIST})
+    granted = PLUGIN_ACCESS.get(principal.access, frozenset())
+    if subject.group_id is not None and subject.parent_id is None:
+        granted = granted - _NOT_ON_GROUP_ROOT
+    return granted
+
+
+def _actions(principal: AnyPrincipal, subject: Subject) -> frozenset[Action]:
     if principal.disabled:
         return frozenset()
+    if isinstance(principal, PluginPrincipal):
+        return _plugin_actions(principal, subject)
+    if isinstance(subject, InstanceSubject):
+        return frozenset({_A.LIST, _A.ADMINISTER}) if principal.role == ROLE_INSTANCE_ADMIN else frozenset()
     if isinstance(subject, Organisation):
         if principal.role == ROLE_INSTANCE_ADMIN or (
             principal.role == ROLE_ORG_ADMIN and subject.org_id == principal.org_id
@@ -150,12 +210,13 @@ def second_factor_required(role: str, *, organisation_requires: bool, admins_nee
     return organisation_requires or (admins_need and role in _ADMIN_ROLES)
 
 
-def allows(principal: Principal, subject: Node | Organisation, action: Action) -> bool:
+def allows(principal: AnyPrincipal, subject: Subject, action: Action) -> bool:
     """True when ``principal`` may perform ``action`` on ``subject``."""
     return action in _actions(principal, subject)
 
 
-def require(principal: Principal, subject: Node | Organisation, action: Action) -> None:
+def require(principal: AnyPrincipal, subject: Subject, action: Action) -> None:
     """Raise :class:`~server.errors.PolicyDenied` unless the action is allowed."""
     if not allows(principal, subject, action):
-        raise PolicyDenied(f"{action.value} denied to user {principal.user_id}")
+        who = principal.username if isinstance(principal, PluginPrincipal) else f"user {principal.user_id}"
+        raise PolicyDenied(f"{action.value} denied to {who}")

@@ -70,6 +70,13 @@ CONTEXTS: dict[str, dict[str, Any]] = {
     "password_reset": {"reset_url": f"{BASE_URL}/reset/{TOKEN}?lang=fr", "expires_at": WHEN},
     "second_factor_reset": {"admin_name": "Bruno Admin", "reset_at": WHEN},
     "new_app_password": {"created_at": WHEN, "ip_address": "192.0.2.44", "app_password_name": "Thunderbird"},
+    "plugin_alert": {
+        "plugin_name": "EHR bridge",
+        "problem": "The EHR refuses the credentials of MedDAV (HTTP 401).",
+        "advice": "Renew the access token.",
+        "noticed_at": WHEN,
+        "status_url": f"{BASE_URL}/plugins/ehr_bridge/{TOKEN}",
+    },
 }
 
 SUBJECTS = {
@@ -81,6 +88,8 @@ SUBJECTS = {
     ("second_factor_reset", "en"): "The second factor of your MedDAV account was reset",
     ("new_app_password", "fr"): "Nouveau mot de passe d'application sur votre compte MedDAV",
     ("new_app_password", "en"): "New app password on your MedDAV account",
+    ("plugin_alert", "fr"): "MedDAV : EHR bridge a besoin de votre intervention",
+    ("plugin_alert", "en"): "MedDAV: EHR bridge needs your attention",
 }
 
 WHEN_IN_WORDS = {

@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 
 from server.errors import PolicyDenied
 from server.policy import (
+    INSTANCE,
     ROLE_INSTANCE_ADMIN,
     ROLE_MEMBER,
     ROLE_ORG_ADMIN,
     ROLES,
     Action,
     Organisation,
+    PluginPrincipal,
     Principal,
     allows,
     require,
@@ -45,6 +47,9 @@ PRINCIPALS = {
     "eve": Principal(user_id=3, username="eve", org_id=20, root_id=300),
     "ivan": Principal(user_id=6, username="ivan", org_id=20, root_id=600, role=ROLE_INSTANCE_ADMIN),
     "zoe": Principal(user_id=7, username="zoe", org_id=20, root_id=700, role=ROLE_ORG_ADMIN),
+    "reader plugin": PluginPrincipal("reader", frozenset({10})),
+    "writer plugin": PluginPrincipal("writer", frozenset({10}), access="read-write"),
+    "disabled plugin": PluginPrincipal("off", frozenset({10}), access="read-write", disabled=True),
 }
 
 SUBJECTS = {
@@ -56,6 +61,7 @@ SUBJECTS = {
     "ro group root": Node(owner_id=4, org_id=10, group_id=2, group_access="ro", parent_id=None),
     "organisation 10": Organisation(10),
     "organisation 20": Organisation(20),
+    "the instance": INSTANCE,
 }
 
 OWNER = "LIST READ CREATE WRITE DELETE SHARE"
@@ -64,6 +70,7 @@ GROUP_ROOT = "LIST READ CREATE"
 ADMIN_CONTENT = "LIST READ CREATE WRITE DELETE SHARE ADMINISTER"
 ADMIN_ROOT = "LIST READ CREATE SHARE ADMINISTER"
 ORG_ADMIN = "LIST ADMINISTER"
+WRITER = "LIST READ CREATE WRITE"
 
 # fmt: off
 EXPECTED: dict[str, dict[str, str]] = {
@@ -80,8 +87,18 @@ EXPECTED: dict[str, dict[str, str]] = {
     "eve":   {},
     "ivan":  {"rw group file": "ADMINISTER", "rw group root": "ADMINISTER",
               "ro group file": "ADMINISTER", "ro group root": "ADMINISTER",
-              "organisation 10": ORG_ADMIN, "organisation 20": ORG_ADMIN},
+              "organisation 10": ORG_ADMIN, "organisation 20": ORG_ADMIN, "the instance": ORG_ADMIN},
     "zoe":   {"organisation 20": ORG_ADMIN},
+    # Plugins: only in the organisations granted, never share/administer/delete, nothing on the instance.
+    "reader plugin": {"alice's private file": "LIST READ", "alice's private root": "LIST READ",
+                      "rw group file": "LIST READ", "rw group root": "LIST READ",
+                      "ro group file": "LIST READ", "ro group root": "LIST READ",
+                      "organisation 10": "LIST"},
+    "writer plugin": {"alice's private file": WRITER, "alice's private root": WRITER,
+                      "rw group file": WRITER, "rw group root": "LIST READ CREATE",
+                      "ro group file": WRITER, "ro group root": "LIST READ CREATE",
+                      "organisation 10": "LIST"},
+    "disabled plugin": {},
 }
 # fmt: on
 
@@ -151,3 +168,25 @@ def test_organisation_administration(principal: Principal, org_id: int) -> None:
         principal.role == ROLE_INSTANCE_ADMIN or (principal.role == ROLE_ORG_ADMIN and principal.org_id == org_id)
     )
     assert granted == ({Action.LIST, Action.ADMINISTER} if may else set())
+
+
+plugins = st.builds(
+    PluginPrincipal,
+    plugin=st.just("p"),
+    org_ids=st.frozensets(st.integers(1, 3), max_size=3),
+    access=st.sampled_from(["read", "read-write", "unknown"]),
+    disabled=st.booleans(),
+)
+
+
+@given(plugins, st.one_of(nodes, st.builds(Organisation, st.integers(1, 3)), st.just(INSTANCE)))
+def test_plugins_act_only_where_granted(principal: PluginPrincipal, subject: object) -> None:
+    granted = {action for action in Action if allows(principal, subject, action)}  # type: ignore[arg-type]
+    # Never share, delete or administer; nothing on the instance; nothing outside the organisations granted.
+    assert not granted & {Action.SHARE, Action.DELETE, Action.ADMINISTER}
+    if subject is INSTANCE or principal.disabled or principal.access == "unknown":
+        assert granted <= ({Action.LIST} if isinstance(subject, Organisation) and not principal.disabled else set())
+    elif getattr(subject, "org_id", None) not in principal.org_ids:
+        assert not granted
+    if principal.access == "read":
+        assert granted <= {Action.LIST, Action.READ}

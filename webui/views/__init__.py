@@ -1,5 +1,6 @@
 """The views, one blueprint per area: public pages, signing in, the account, security, devices,
-invitations, and the administration of an organisation (members, group folders, audit log)."""
+invitations, the administration of an organisation (members, group folders, audit log), and that
+of the instance (background jobs)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from webui.views.auth import blueprint as auth
 from webui.views.devices import blueprint as devices
 from webui.views.groups import blueprint as groups
 from webui.views.invite import blueprint as invite
+from webui.views.jobs import blueprint as jobs
 from webui.views.public import blueprint as public
 from webui.views.security import blueprint as security
 
 __all__ = ["BLUEPRINTS"]
 
-BLUEPRINTS = (public, auth, invite, account, security, devices, admin, groups, audit)
+BLUEPRINTS = (public, auth, invite, account, security, devices, admin, groups, audit, jobs)

@@ -4,19 +4,25 @@ Plugins are discovered through the entry point group ``meddav``, bundled ones
 (``plugins/``) included, and loaded only when named in ``[plugins] enabled``.
 Each loaded plugin's table ``[plugins.<name>]`` is validated by the options it
 declares (``meddav_config_schema``) at start, with the core configuration's
-rules: every problem one line, naming the key, the value and the fix.
+rules: every problem one line, naming the key, the value and the fix.  Two
+keys of every table belong to the core: ``organisations`` (the organisations
+whose files and accounts the plugin may reach; none by default) and
+``access`` (``"read"`` or ``"read-write"``).
 
 A failing hook never fails the caller: :meth:`Plugins.call_each` runs each
-plugin's implementation on its own, logs and counts what raises, and goes on.
+plugin's implementation on its own, logs, counts and audits what raises, and
+goes on.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
+import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -25,8 +31,11 @@ import pluggy
 from server import hooks
 from server.config import Settings, toml_value
 from server.errors import ConfigError
+from server.jobs import JobFailed
+from server.plugins._facade import PluginFacade
+from server.policy import PLUGIN_ACCESS
 
-__all__ = ["InstalledPlugin", "PluginFacade", "Plugins", "installed_plugins", "load_plugins"]
+__all__ = ["CORE_KEYS", "InstalledPlugin", "Plugins", "installed_plugins", "load_plugins"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +60,6 @@ def installed_plugins() -> list[InstalledPlugin]:
     return sorted(found.values(), key=lambda p: p.name)
 
 
-@dataclass
-class PluginFacade:
-    """What a plugin receives: its name and validated configuration.
-
-    The core's operations a plugin may use (read or write a file, enqueue a
-    job, notify, look up a user), each checked by the policy with the
-    plugin's own principal and audited, are added here as the features that
-    need them land; a plugin never gets the database or the blob store.
-    """
-
-    name: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-
 class Plugins:
     """The loaded plugins of an instance and the safe way to call them."""
 
@@ -73,6 +68,44 @@ class Plugins:
         self.facades = facades
         #: Failures per (plugin, hook) since start, for the status pages and tests.
         self.failures: Counter[tuple[str, str]] = Counter()
+        #: Told of each failure (plugin, hook): the instance audits them.
+        self.on_failure: Callable[[str, str], None] | None = None
+
+    def _failed(self, name: str, hook: str) -> None:
+        self.failures[(name, hook)] += 1
+        if self.on_failure is not None:
+            try:
+                self.on_failure(name, hook)
+            except Exception:
+                logger.exception("could not record the failure of plugin %s in %s", name, hook)
+
+    def blueprints(self) -> list[tuple[str, Any]]:
+        """(plugin, Flask blueprint) of every plugin that adds web pages."""
+        return [(name, bp) for name, bp in self.call_each("meddav_web_blueprint") if bp is not None]
+
+    def notification_channels(self) -> dict[str, Callable[[str, str, Any], None]]:
+        """Every plugin's notification channels, by name (a name taken twice: the first plugin keeps it)."""
+        channels: dict[str, Callable[[str, str, Any], None]] = {}
+        for name, result in self.call_each("meddav_notification_channels"):
+            for channel, send in (result or {}).items():
+                if channel == "email" or channel in channels:
+                    logger.error("plugin %s declares channel %s, which is taken: ignored", name, channel)
+                    continue
+                channels[channel] = send
+        return channels
+
+    def periodic_jobs(self) -> list[hooks.PeriodicJob]:
+        """Every plugin's periodic jobs (names and kinds prefixed by their plugin)."""
+        jobs: list[hooks.PeriodicJob] = []
+        for name, result in self.call_each("meddav_periodic_jobs"):
+            for job in result or ():
+                if not (job.kind.startswith(f"{name}.") and job.name.startswith(f"{name}.")):
+                    logger.error(
+                        "plugin %s declares periodic job %s: names and kinds must start with %s.", name, job.name, name
+                    )
+                    continue
+                jobs.append(job)
+        return jobs
 
     @property
     def names(self) -> list[str]:
@@ -98,7 +131,7 @@ class Plugins:
             try:
                 results.append((name, impl.function(**args)))
             except Exception:
-                self.failures[(name, hook)] += 1
+                self._failed(name, hook)
                 logger.exception("plugin %s failed in %s; the request it followed is not affected", name, hook)
         return results
 
@@ -119,20 +152,74 @@ class Plugins:
             try:
                 impl.function(**{k: v for k, v in args.items() if k in impl.argnames})
             except Exception:
-                self.failures[(name, "meddav_event")] += 1
+                self._failed(name, "meddav_event")
                 raise
             return
 
     def job_handlers(self) -> dict[str, Callable[[Any], None]]:
-        """Every plugin's job handlers (``meddav_job_handlers``), kinds prefixed by their plugin."""
+        """Every plugin's job handlers (``meddav_job_handlers``), kinds prefixed by their plugin,
+        each :meth:`guarded`: an unexpected exception or an overrun counts as the plugin's failure."""
         handlers: dict[str, Callable[[Any], None]] = {}
         for name, result in self.call_each("meddav_job_handlers"):
             for kind, handler in (result or {}).items():
                 if not kind.startswith(f"{name}."):
                     logger.error("plugin %s declares job kind %s: kinds must start with %s.", name, kind, name)
                     continue
-                handlers[kind] = handler
+                handlers[kind] = self.guarded(name, f"job {kind}", handler)
         return handlers
+
+    def guarded(
+        self, name: str, hook: str, handler: Callable[[Any], None], *, count_errors: bool = True
+    ) -> Callable[[Any], None]:
+        """``handler`` (a job handler of plugin ``name``) as a job handler that reports its plugin's failures.
+
+        Python threads cannot be interrupted, so a time-out is noticed, not
+        enforced: when the handler still runs at the end of its job's lease
+        (``ctx.remaining()``), the overrun is logged, counted and audited at
+        that moment (hook ``"<hook> (time-out)"``) and the job is claimed
+        again by another worker.  An exception other than ``JobFailed`` (the
+        plugin's own "try again later") is counted as a failure too, unless
+        ``count_errors`` is false (the caller counts them itself).
+        """
+
+        def run(ctx: Any) -> None:
+            timer = threading.Timer(max(ctx.remaining(), 0.0), self._failed, args=(name, f"{hook} (time-out)"))
+            timer.daemon = True
+            timer.start()
+            try:
+                handler(ctx)
+            except JobFailed:
+                raise
+            except Exception:
+                if count_errors:
+                    self._failed(name, hook)
+                    logger.exception("plugin %s failed in %s; its job will be retried", name, hook)
+                raise
+            finally:
+                timer.cancel()
+
+        return run
+
+
+_PLUGIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,59}")
+
+#: Keys of every ``[plugins.<name>]`` table that the core reads itself (the plugin's grant).
+CORE_KEYS = ("organisations", "access")
+
+
+def _grant(name: str, raw: dict[str, Any], problems: list[str]) -> tuple[tuple[str, ...], str]:
+    organisations = raw.pop("organisations", [])
+    access = raw.pop("access", "read")
+    if not (isinstance(organisations, list) and all(isinstance(o, str) and o.strip() for o in organisations)):
+        problems.append(
+            f"[plugins.{name}] organisations = {toml_value(organisations)}: "
+            'a list of organisation names, e.g. ["Cabinet Martin"]'
+        )
+        organisations = []
+    if access not in PLUGIN_ACCESS:
+        problems.append(f"[plugins.{name}] access = {toml_value(access)}: use one of {', '.join(PLUGIN_ACCESS)}")
+        access = "read"
+    return tuple(o.strip() for o in organisations), str(access)
 
 
 def _validate(
@@ -150,7 +237,14 @@ def _validate(
         except ValueError as exc:
             problems.append(f"[plugins.{name}] {key} = {toml_value(value)}: {exc}")
     for option in known.values():
-        values.setdefault(option.name, option.default)
+        if option.name in raw:
+            continue
+        # A missing key takes its default through the same validation: an option without a valid default
+        # (an EHR's address...) is thereby required, and its validator's message says what to add.
+        try:
+            values[option.name] = option.validate(option.default)
+        except ValueError as exc:
+            problems.append(f"[plugins.{name}] {option.name}: missing; {exc}")
     return values
 
 
@@ -167,6 +261,12 @@ def load_plugins(settings: Settings, *, extra: dict[str, ModuleType | object] | 
     source = str(settings.source or "configuration")
     problems: list[str] = []
     for name in settings.plugins.enabled:
+        if not _PLUGIN_NAME.fullmatch(name):
+            problems.append(
+                f"[plugins] enabled: {name!r}: a plugin name is 1 to 60 letters, digits, _ or - "
+                "(it prefixes the plugin's job kinds and keys)"
+            )
+            continue
         if name not in available:
             problems.append(
                 f"[plugins] enabled: {name!r} is not installed (installed: {', '.join(sorted(available)) or 'none'}); "
@@ -186,8 +286,10 @@ def load_plugins(settings: Settings, *, extra: dict[str, ModuleType | object] | 
             continue
         schema = getattr(plugin, "meddav_config_schema", None)
         options = list(schema()) if callable(schema) else []
-        raw = settings.plugins.sections.get(name, {})
-        facades[name] = PluginFacade(name, _validate(name, options, raw, problems))
+        raw = dict(settings.plugins.sections.get(name, {}))
+        organisations, access = _grant(name, raw, problems)
+        config = _validate(name, options, raw, problems)
+        facades[name] = PluginFacade(name, config, organisations=organisations, access=access)
     if problems:
         raise ConfigError(source, problems)
     return Plugins(manager, facades)
