@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench import workloads  # noqa: E402
+from server.config import load_settings  # noqa: E402
+from server.instance import Instance, open_instance  # noqa: E402
 from server.testing import ServerProcess, make_instance  # noqa: E402
-from tests.fhir_server import FakeFhirServer  # noqa: E402 - a real FHIR server on loopback, standing for the EHR
 
 WORKLOADS = ("big", "small", "propfind", "meta", "latency", "rss")
 #: (workload, figure, higher is better, target ratio)
@@ -130,6 +133,11 @@ def main() -> int:
         action="store_true",
         help="enable the EHR bridge on MedDAV, feeding a FHIR server of the tests with every file written",
     )
+    parser.add_argument(
+        "--separate-worker",
+        action="store_true",
+        help="with --ehr-bridge: no job worker in meddav serve, `nice -n 10 meddav worker` beside it instead",
+    )
     parser.add_argument("--json", type=Path, help="write the full report here")
     args = parser.parse_args()
 
@@ -137,10 +145,20 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         tmp_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meddav-bench-")))
         settings = meddav_options(args.meddav_option)
+        drain: Callable[[], float] | None = None
         if args.ehr_bridge:
-            ehr = stack.enter_context(FakeFhirServer(token=EHR_TOKEN))
+            ehr = stack.enter_context(Child([sys.executable, "-m", "tests.fhir_server", "--token", EHR_TOKEN], nice=10))
             settings = {**settings, "plugins": bridge_settings(ehr.url, tmp_path / "ehr-token")}
+            if args.separate_worker:
+                settings.setdefault("jobs", {})["workers"] = 0
         inst = make_instance(tmp_path / "meddav" / "data", fast=False, settings=settings)
+        if args.ehr_bridge:
+            watched = open_instance(load_settings(inst.config_path))
+            stack.callback(watched.close)
+            drain = partial(wait_for_jobs, watched)
+            if args.separate_worker:
+                worker = [sys.executable, "-m", "server", "--config", str(inst.config_path), "worker"]
+                stack.enter_context(Child(worker, nice=10, url=False))
         (tmp_path / "wsgidav").mkdir()
         meddav = ServerProcess(inst.config_path)
         plain = PlainWsgidav(tmp_path / "wsgidav")
@@ -158,6 +176,9 @@ def main() -> int:
                         dav, pid = servers[server]
                         print(f"round {number} {name:9} {server:8} ...", end="", flush=True, file=sys.stderr)
                         current[server][name] = run_workload(name, dav, pid, args)
+                        if server == "meddav" and drain is not None:
+                            # Until every document written reached the EHR (the next workload starts clean).
+                            current[server][name]["bridge_drain_s"] = round(drain(), 1)
                         print(f" {current[server][name]}", file=sys.stderr)
                 rounds.append(current)
         finally:
@@ -182,6 +203,50 @@ def main() -> int:
 
 
 EHR_TOKEN = "bench-ehr-token"
+
+
+class Child:
+    """A helper process of the benchmark (the EHR stand-in, a job worker), at a lower CPU priority.
+
+    The EHR would run on another machine; on this one it gets ``nice`` so that it takes the CPU the
+    servers and the client leave.  With ``url``, it prints ``URL=...`` first (tests/fhir_server.py)."""
+
+    def __init__(self, command: list[str], *, nice: int = 0, url: bool = True) -> None:
+        self.process = subprocess.Popen(
+            ["nice", "-n", str(nice), *command],
+            stdout=subprocess.PIPE if url else subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # its log would interleave with the benchmark's progress
+            text=True,
+            cwd=HERE.parent,
+        )
+        self.url = ""
+        if url:
+            assert self.process.stdout is not None
+            line = self.process.stdout.readline()
+            if not line.startswith("URL="):
+                raise RuntimeError(f"{command} did not start")
+            self.url = line[4:].strip()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def wait_for_jobs(instance: Instance, timeout: float = 600) -> float:
+    """Seconds until no job is pending or running (the bridge's backlog after a workload)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        counts = instance.jobs.counts()
+        if counts["pending"] == 0 and counts["running"] == 0:
+            break
+        time.sleep(0.1)
+    return time.monotonic() - started
 
 
 def bridge_settings(ehr_url: str, token_file: Path) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """What happened, told to plugins: typed, documented, frozen, never ORM objects.
 
 Events carry ids and facts, never file names or contents: a plugin that
-needs the name or the bytes asks the facade for them (``plugin.read_file``),
+needs the name or the bytes asks the facade for them (``plugin.node``, ``plugin.open_file``),
 which goes through the policy with the plugin's own principal and is audited.
 One hook receives them all (``meddav_event`` in :mod:`server.hooks`): a new
 kind of event adds a class here, it does not change the hook contract.

@@ -16,11 +16,10 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from server.accounts import Accounts
 from server.audit import AuditEvent, AuditLog
@@ -28,13 +27,13 @@ from server.auth import Authenticator, PasswordHasher, PasswordPolicy
 from server.config import Settings, default_key_file, load_settings, toml_value
 from server.credentials import Credentials, SecretDigester
 from server.crypto import CredentialSealer, JobSealer, KeyRing, LockSealer, MasterKey, StateSealer
-from server.db import Database, Tx
-from server.db.models import instance_t
+from server.db import Database, Tx, prepared
+from server.db.models import instance_t, organisations_t
 from server.errors import ConfigError, KeyFileError
 from server.events import Event, from_payload
 from server.jobs import JobFailed, JobQueue
 from server.mail import Mailer
-from server.plugins import NOTIFY_JOB, Plugins, load_plugins
+from server.plugins import NOTIFY_JOB, Plugins, load_plugins, mail_context
 from server.policy import ROLE_INSTANCE_ADMIN
 from server.storage import BaseBlobStore
 from server.storage import load as load_blob_store
@@ -86,7 +85,7 @@ class Instance:
         def notify(ctx: Any) -> None:
             p = ctx.payload
             if p["channel"] == "email":
-                self.mailer.send(p["template"], p["to"], locale=p["locale"], context=_mail_context(p["context"]))
+                self.mailer.send(p["template"], p["to"], locale=p["locale"], context=mail_context(p["context"]))
                 return
             send = channels.get(p["channel"])
             if send is None:
@@ -178,9 +177,14 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
     plugins.on_failure = plugin_failed
     listeners = instance.plugins.listeners()
     if listeners:
-        # The outbox: each change's events are jobs of the change's own transaction, one per listening plugin.
+        grants = _Grants({name: instance.plugins.facades[name].organisations for name in listeners})
+
+        # The outbox: each change's events are jobs of the change's own transaction, one per listening
+        # plugin granted the change's organisation (the others are not told: ids and sizes are data too).
         def outbox(c: Tx, event: Event) -> None:
             for name in listeners:
+                if event.org_id not in grants.ids(c, name):
+                    continue
                 key = f"{name}:{event.kind}:{_event_subject(event)}:{event.at:.6f}"
                 instance.jobs.enqueue(c, EVENT_JOB, key, {"plugin": name, "event": event.to_payload()})
 
@@ -189,17 +193,34 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
     return instance
 
 
+class _Grants:
+    """The organisation ids each plugin is granted (``[plugins.<name>] organisations``, by name).
+
+    Looked up in the change's own transaction (another one would wait for its write lock), once;
+    a name that does not exist yet (``meddav init`` creates the first organisation after opening)
+    is looked up again at the next event until it does.  ``meddav serve`` refuses to start with a
+    granted name that does not exist (:meth:`PluginFacade.bind`)."""
+
+    def __init__(self, names: dict[str, tuple[str, ...]]) -> None:
+        self._names = names
+        self._ids: dict[str, frozenset[int]] = {}
+        self._complete: set[str] = set()
+
+    def ids(self, tx: Tx, plugin: str) -> frozenset[int]:
+        if plugin not in self._complete:
+            found = {tx.scalar(_ORG_BY_NAME, name=name) for name in self._names[plugin]} - {None}
+            self._ids[plugin] = frozenset(int(org_id) for org_id in found if org_id is not None)
+            if len(found) == len(self._names[plugin]):
+                self._complete.add(plugin)
+        return self._ids[plugin]
+
+
+_ORG_BY_NAME = prepared(select(organisations_t.c.id).where(organisations_t.c.name == bindparam("name")))
+
+
 def _event_subject(event: Event) -> int:
     """The id an event is about (its node, or the account it created), for the job's key."""
     return int(getattr(event, "node_id", None) or getattr(event, "created_user_id", None) or 0)
-
-
-def _mail_context(context: dict[str, Any]) -> dict[str, Any]:
-    """A notification's mail context back from JSON: ``*_at`` values were sent as POSIX times."""
-    return {
-        name: datetime.fromtimestamp(value, UTC) if name.endswith("_at") and isinstance(value, int | float) else value
-        for name, value in context.items()
-    }
 
 
 def open_instance(settings: Settings) -> Instance:

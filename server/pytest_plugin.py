@@ -49,7 +49,11 @@ if TYPE_CHECKING:
     from server.instance import Instance
     from server.testing import LiveServer, TestInstance
 
-__all__ = ["TEST_JOBS", "MedDAVServer", "meddav_server", "meddav_server_factory", "settings_for"]
+__all__ = ["TEST_JOBS", "TEST_ORGANISATION", "MedDAVServer", "meddav_server", "meddav_server_factory", "settings_for"]
+
+#: The organisation ``meddav init`` creates (the test account's), which each named plugin is granted
+#: (``[plugins.<name>] organisations``) unless the test's ``config`` grants something else.
+TEST_ORGANISATION = "Default organisation"
 
 #: Job settings of test servers, unless ``config`` says otherwise: a failing
 #: event delivery is retried after 1 s, and dead after 3 attempts (in
@@ -73,7 +77,9 @@ def settings_for(
 
     ``config`` maps a table name to its keys: ``"jobs"`` is ``[jobs]``,
     ``"plugins.hello"`` is ``[plugins.hello]``.  ``plugins`` are added to
-    ``[plugins] enabled``.  :data:`TEST_JOBS` applies unless overridden.
+    ``[plugins] enabled`` and granted :data:`TEST_ORGANISATION` (read access)
+    unless their table names ``organisations``.  :data:`TEST_JOBS` applies
+    unless overridden.
     """
     settings: dict[str, dict[str, Any]] = {"jobs": dict(TEST_JOBS)}
     for name, values in (config or {}).items():
@@ -90,6 +96,8 @@ def settings_for(
     if names:
         plugin_settings = settings.setdefault("plugins", {})
         plugin_settings["enabled"] = list(dict.fromkeys([*names, *plugin_settings.get("enabled", [])]))
+        for name in names:  # granted the test account's organisation unless the test says otherwise
+            plugin_settings.setdefault(name, {}).setdefault("organisations", [TEST_ORGANISATION])
     return settings
 
 

@@ -93,10 +93,17 @@ class LiveServer:
         self.settings = load_settings(config_path)
         self.instance: Instance = open_instance(self.settings)
         self.workers: WorkerPool | None = None
-        if plugins:
-            self.instance.start_plugins()
-            self.workers = start_workers(self.instance)
-        self._server = build_server(self.instance, host="127.0.0.1", port=0)
+        self._plugins = plugins
+        try:
+            if plugins:
+                self.instance.start_plugins()
+                self.workers = start_workers(self.instance)
+            self._server = build_server(self.instance, host="127.0.0.1", port=0)
+        except BaseException:
+            if self.workers is not None:
+                self.workers.stop(timeout=10)
+            self.instance.close()
+            raise
         self.port = bound_port(self._server)
         scheme = "https" if self.settings.server.tls else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
@@ -111,6 +118,7 @@ class LiveServer:
         self._thread.join(timeout=10)
         if self.workers is not None:
             self.workers.stop(timeout=10)
+        if self._plugins:
             self.instance.plugins.call_each("meddav_shutdown")
         self.instance.close()
 

@@ -654,3 +654,25 @@ class FakeFhirServer:
                 handler.wfile.write(payload)
         except OSError:
             handler.close_connection = True
+
+
+def main() -> None:
+    """``python -m tests.fhir_server [--token T]``: serve until SIGTERM, in a process of its own (the benchmark
+    runs the EHR apart from the client and from MedDAV, as a real one would be on another machine)."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--token", help="the bearer token every request must carry")
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with FakeFhirServer(token=args.token) as server:
+        print(f"URL={server.url}", flush=True)
+        stop.wait()
+        print(f"documents={len(server.documents)}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -120,11 +120,8 @@ class Bridge:
             return Located(feed, patient, chain[-1])
         return None
 
-    def patient_id(self, located: Located) -> str | None:
+    def patient_id(self, feed: Feed, folder: NodeInfo) -> str | None:
         """The patient's identifier: a property of their folder, or a part of its name."""
-        folder, feed = located.patient_folder, located.feed
-        if folder is None:
-            return None
         if feed.patient_from == "property":
             raw = self.plugin.properties(folder.id).get(feed.patient_property)
             text = _property_text(raw) if raw is not None else ""
@@ -133,6 +130,16 @@ class Bridge:
             text = match.group("id") if match else ""
         text = text.strip()
         return text if text and len(text) <= 64 and text.isprintable() and "|" not in text else None
+
+    def why_not(self, located: Located, patient: str | None) -> str | None:
+        """Why a located file is not to be sent ("outside", "no-patient", "too-large"), or None."""
+        if located.patient_folder is None:
+            return "outside"
+        if patient is None:
+            return "no-patient"
+        if located.file.size > self.plugin.config["max_size_mib"] * 1024 * 1024:
+            return "too-large"
+        return None
 
     # -- events ---------------------------------------------------------------------------------------
 
@@ -147,10 +154,13 @@ class Bridge:
             chain = self.plugin.path(event.node_id)
         except NotFound:
             return  # deleted since
+        file = chain[-1]
+        if file.version_id != event.version_id or file.version_tag is None:
+            return  # superseded since: the newer version has its own event
         if self.locate(chain) is None:
             return
-        key = document_identifier(event.node_id, event.version_id)
-        self.plugin.enqueue(SEND, key, {"node_id": event.node_id, "version_id": event.version_id})
+        key = document_identifier(file.id, file.version_id, file.version_tag)
+        self.plugin.enqueue(SEND, key, {"node_id": file.id, "version_id": file.version_id})
 
     # -- sending one document -------------------------------------------------------------------------
 
@@ -169,47 +179,50 @@ class Bridge:
         if located is None:
             return  # moved out of the feeds since
         feed, file = located.feed, located.file
-        if file.is_dir or file.version_id is None:
-            return
-        if file.version_id != version_id:
+        if file.is_dir or file.version_id != version_id or file.version_tag is None:
             return  # superseded: the newer version has its own job
-        if located.patient_folder is None:
-            self._skipped(feed, node_id, "outside")
+        patient = self.patient_id(feed, located.patient_folder) if located.patient_folder else None
+        reason = self.why_not(located, patient)
+        if reason is not None or patient is None:
+            self._skipped(feed, node_id, reason or "no-patient")
             return
-        patient = self.patient_id(located)
-        if patient is None:
-            self._skipped(feed, node_id, "no-patient")
-            return
-        if file.size > self.plugin.config["max_size_mib"] * 1024 * 1024:
-            self._skipped(feed, node_id, "too-large")
-            return
-        try:
-            with self.plugin.open_file(node_id, version_id=version_id) as reader:
-                sha1, size = sha1_of(reader)
-                document = Document(
-                    identifier_system=self.plugin.config["identifier_system"],
-                    identifier=document_identifier(node_id, version_id),
-                    patient_system=feed.patient_system,
-                    patient_id=patient,
-                    title=file.name,
-                    modified=file.mtime,
-                    size=size,
-                    sha1=sha1,
-                )
-                status = self.clients[feed.ehr].create(
-                    DocumentBody(document, reader), document.identifier_system, document.identifier
-                )
-        except Conflict:
-            return  # written again while we were at it: the newer version has its own job
-        except Failure as failure:
-            self.failed(feed, failure, node_id=node_id)
-            raise JobFailed(f"{feed.ehr}: {failure.message}") from None
+        identifier = document_identifier(node_id, version_id, file.version_tag)
+        # One sender per document at a time: the EHR's conditional create is only as safe as its own
+        # locking, and a send job and a reconciliation's may otherwise overlap.  Held as long as this job's
+        # lease: a worker that dies holding it is replaced when its job may be claimed again, not later.
+        with self.plugin.exclusive(f"send:{identifier}", max(ctx.remaining(), 1.0)) as held:
+            if not held:
+                raise JobFailed(f"{feed.ehr}: node {node_id} is being sent by another worker; retried later")
+            try:
+                with self.plugin.open_file(node_id, version_id=version_id) as reader:
+                    sha1, size = sha1_of(reader)
+                    document = Document(
+                        identifier_system=self.plugin.config["identifier_system"],
+                        identifier=identifier,
+                        patient_system=feed.patient_system,
+                        patient_id=patient,
+                        title=file.name,
+                        modified=file.mtime,
+                        size=size,
+                        sha1=sha1,
+                    )
+                    status = self.clients[feed.ehr].create(
+                        DocumentBody(document, reader), document.identifier_system, document.identifier
+                    )
+            except Conflict:
+                return  # written again while we were at it: the newer version has its own job
+            except Failure as failure:
+                self.failed(feed, failure, node_id=node_id)
+                raise JobFailed(f"{feed.ehr}: {failure.message}") from None
         self._sent(feed, created=status == 201)
 
     # -- reconciliation -------------------------------------------------------------------------------
 
     def reconcile(self, ctx: JobContext, *, full: bool) -> None:
-        """The periodic jobs: send again what the EHR lacks (everything at night, recent changes otherwise)."""
+        """The periodic jobs: send again what the EHR lacks (everything at night, recent changes otherwise).
+
+        Only documents that can be sent are asked about: those without a patient identifier, outside a
+        patient folder or too large are listed on the status page instead of making a job each run."""
         since = None if full else self.plugin.now() - RECENT_WINDOW
         name = "nightly" if full else "recent"
         scanned = missing = 0
@@ -236,22 +249,35 @@ class Bridge:
             raise JobFailed("; ".join(problems))
 
     def _documents(self, feed: Feed, since: float | None) -> Iterator[NodeInfo]:
-        """The files below a feed's patient folders (modified since ``since``), walked through the facade."""
+        """The files of a feed that can be sent (modified since ``since``), walked through the facade;
+        the others are recorded as not sent."""
         folder = self.feed_folder(feed)
         if folder is None:
             return
-        stack = [child for child in self.plugin.children(folder.id) if child.is_dir]
-        while stack:
-            for child in self.plugin.children(stack.pop().id):
-                if child.is_dir:
-                    stack.append(child)
-                elif child.version_id is not None and (since is None or child.mtime >= since):
-                    yield child
+        for child in self.plugin.children(folder.id):
+            if not child.is_dir:
+                if since is None or child.mtime >= since:
+                    self._skipped(feed, child.id, "outside")
+                continue
+            patient = self.patient_id(feed, child)
+            stack = [child]
+            while stack:
+                for node in self.plugin.children(stack.pop().id):
+                    if node.is_dir:
+                        stack.append(node)
+                        continue
+                    if node.version_tag is None or (since is not None and node.mtime < since):
+                        continue
+                    reason = self.why_not(Located(feed, child, node), patient)
+                    if reason is None:
+                        yield node
+                    else:
+                        self._skipped(feed, node.id, reason)
 
     def _resend_missing(self, client: EhrClient, system: str, batch: list[NodeInfo], run: str, feed: Feed) -> int:
         if not batch:
             return 0
-        wanted = {document_identifier(node.id, node.version_id or 0): node for node in batch}
+        wanted = {document_identifier(node.id, node.version_id or 0, node.version_tag or ""): node for node in batch}
         try:
             present = client.present(system, sorted(wanted))
         except Failure as failure:
@@ -259,7 +285,7 @@ class Bridge:
             raise
         lacking = [node for value, node in wanted.items() if value not in present]
         for node in lacking:
-            key = f"{document_identifier(node.id, node.version_id or 0)}@{run}"
+            key = f"{document_identifier(node.id, node.version_id or 0, node.version_tag or '')}@{run}"
             self.plugin.enqueue(SEND, key, {"node_id": node.id, "version_id": node.version_id})
         return len(lacking)
 
@@ -307,11 +333,12 @@ class Bridge:
 
         self.plugin.state_update(f"status:{feed.ehr}", change, {})
         logger.warning("ehr_bridge: %s (%s, %s)", failure.message, failure.kind, feed.label)
-        if failure.kind in CONFIG_KINDS and self.plugin.once_per(f"alert:{feed.ehr}:{failure.kind}", ALERT_EVERY):
+        if failure.kind in CONFIG_KINDS:
             self._alert(feed, failure, now)
 
     def _alert(self, feed: Feed, failure: Failure, now: float) -> None:
-        status_url = f"{self.plugin.base_url}/plugins/{NAME}/"
+        """E-mail ``alert_to``, or else the feed's organisation's admins (in their language), at most once an
+        hour per EHR and kind of problem; an hour is used up only when someone was there to be told."""
         recipients: list[tuple[str, str]] = [(address, "fr") for address in self.plugin.config["alert_to"]]
         if not recipients:
             try:
@@ -321,9 +348,12 @@ class Bridge:
                 admins = []
             recipients = [(admin.email, admin.locale) for admin in admins if admin.email]
         if not recipients:
-            logger.error(
-                "ehr_bridge: nobody to tell of %s: set alert_to or give the organisation an admin", failure.kind
-            )
+            logger.error("ehr_bridge: nobody to tell of %s: set alert_to or give the organisation an admin with an "
+                         "e-mail address", failure.kind)  # fmt: skip
+            return
+        if not self.plugin.once_per(f"alert:{feed.ehr}:{failure.kind}", ALERT_EVERY):
+            return
+        status_url = f"{self.plugin.base_url}/plugins/{NAME}/"
         for address, locale in recipients:
             texts = alert_texts(failure.kind, feed.ehr, failure.status, locale)
             context: dict[str, Any] = {"plugin_name": texts.plugin_name, "problem": texts.problem}

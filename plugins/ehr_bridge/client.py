@@ -93,20 +93,9 @@ class EhrClient:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        cert = (str(endpoint.client_cert), str(endpoint.client_key)) if endpoint.client_cert else None
-        verify: Any = True
-        if endpoint.ca_file is not None:
-            verify = ssl.create_default_context(cafile=str(endpoint.ca_file))
-            if cert is not None:
-                verify.load_cert_chain(*cert)
-                cert = None
-        elif cert is not None:
-            verify = ssl.create_default_context()
-            verify.load_cert_chain(*cert)
-            cert = None
         self._client = httpx.Client(
             base_url=endpoint.url + "/",
-            verify=verify,
+            verify=endpoint.tls_context(),
             timeout=httpx.Timeout(endpoint.timeout_seconds),
             follow_redirects=False,
             trust_env=False,  # no proxy or netrc credentials from the environment: the EHR is named in the config
@@ -117,7 +106,10 @@ class EhrClient:
 
     def _headers(self, **extra: str) -> dict[str, str]:
         headers = {"Accept": FHIR_JSON, **extra}
-        token = self.endpoint.token()
+        try:
+            token = self.endpoint.token()
+        except (OSError, UnicodeDecodeError):
+            raise Failure("auth", "the token file cannot be read (check token_file and its permissions)") from None
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return headers
@@ -165,15 +157,28 @@ class EhrClient:
         return found & set(values)
 
     def _next_page(self, bundle: Any) -> str | None:
-        """The bundle's ``next`` link, when it stays on the EHR's own host (never follow one elsewhere)."""
+        """The bundle's ``next`` link, when it stays under the EHR's own base URL (the token goes with it)."""
         links = bundle.get("link", []) if isinstance(bundle, dict) else []
         for link in links if isinstance(links, list) else []:
             if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-                target, base = urlsplit(link["url"]), urlsplit(self.endpoint.url)
-                if (target.scheme, target.netloc) != (base.scheme, base.netloc):
-                    raise Failure("rejected", "the EHR's search answer links to another host")
+                if not _under(link["url"], self.endpoint.url):
+                    raise Failure("rejected", "the EHR's search answer links outside its base URL")
                 return str(link["url"])
         return None
+
+
+def _under(url: str, base: str) -> bool:
+    """Whether ``url`` is on ``base``'s scheme, host and port, below its path (names compared as URLs do)."""
+    try:
+        target, root = urlsplit(url), urlsplit(base)
+        ports = (target.port or _DEFAULT_PORTS.get(target.scheme), root.port or _DEFAULT_PORTS.get(root.scheme))
+    except ValueError:  # a port that is not a number
+        return False
+    same_origin = target.scheme == root.scheme and target.hostname == root.hostname and ports[0] == ports[1]
+    return same_origin and (target.path + "/").startswith(root.path.rstrip("/") + "/")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _identifiers(bundle: Any, system: str) -> set[str]:

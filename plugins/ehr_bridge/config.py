@@ -22,6 +22,7 @@ the server and in ``meddav worker``, which may not share a working directory.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,17 @@ class Endpoint:
         if self.token_file is None:
             return None
         return self.token_file.read_text(encoding="utf-8").strip()
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS settings of the connections: the system's CAs or ``ca_file``, and the client certificate.
+
+        Built at start too (by the validation), so that a certificate that does not match its key, an
+        unreadable file or an encrypted key stops the start with the key named instead of failing later."""
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.client_cert is not None and self.client_key is not None:
+            # An empty password: an encrypted key fails here instead of OpenSSL prompting on a terminal.
+            context.load_cert_chain(str(self.client_cert), str(self.client_key), password=b"")
+        return context
 
 
 @dataclass(frozen=True)
@@ -127,14 +139,41 @@ def _endpoint(name: str, raw: Any) -> Endpoint:
         raise ValueError(f"ehr.{name}: unknown key {', '.join(sorted(table))} (known: {known})")
     if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"ehr.{name}.url: use https (plain http is accepted on loopback only)")
-    return Endpoint(name, url.rstrip("/"), timeout_seconds=float(timeout), feeds=feeds, **files)
+    endpoint = Endpoint(name, url.rstrip("/"), timeout_seconds=float(timeout), feeds=feeds, **files)
+    try:
+        endpoint.tls_context()
+    except (ssl.SSLError, OSError) as error:
+        why = getattr(error, "reason", None) or error.strerror or type(error).__name__
+        raise ValueError(
+            f"ehr.{name}: the TLS files cannot be used ({why}); "
+            "check ca_file, and that client_cert matches client_key, which must not be encrypted"
+        ) from None
+    return endpoint
 
 
 def _endpoints(value: Any) -> dict[str, Endpoint]:
     table = _table(value, "ehr")
     if not table:
         raise ValueError("no EHR: add a table [plugins.ehr_bridge.ehr.<name>] with its url")
-    return {name: _endpoint(name, raw) for name, raw in table.items()}
+    endpoints = {name: _endpoint(name, raw) for name, raw in table.items()}
+    _refuse_overlaps([feed for endpoint in endpoints.values() for feed in endpoint.feeds])
+    return endpoints
+
+
+def _refuse_overlaps(feeds: list[Feed]) -> None:
+    """A folder feeds one EHR once: the same folder twice, or one inside another (whose folders would be
+    taken for patients), is refused.  Folders are compared as written, per user (a group folder reached
+    through two users' drives cannot be told apart before the server runs: don't)."""
+    for i, first in enumerate(feeds):
+        for second in feeds[i + 1 :]:
+            if first.username != second.username:
+                continue
+            a, b = first.path.split("/") if first.path else [], second.path.split("/") if second.path else []
+            if a[: len(b)] == b or b[: len(a)] == a:
+                raise ValueError(
+                    f"the feeds {first.label} and {second.label} overlap ({first.username}/{first.path} and "
+                    f"{second.username}/{second.path}): a folder may feed one EHR, once"
+                )
 
 
 def _feed(ehr: str, index: int, raw: Any) -> Feed:

@@ -9,7 +9,7 @@ in 48 KiB pieces, then the JSON after it.  ``Content-Length`` is known in
 advance, so the EHR gets an ordinary request.
 
 Conditional create (``If-None-Exist: identifier=SYSTEM|VALUE``) with the
-value ``<node id>.<version id>`` makes a retried send a no-op for the EHR.
+value ``<node id>.<version id>.<version tag>`` makes a retried send a no-op for the EHR.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ STATUSES = frozenset({"current", "superseded", "entered-in-error"})
 _PIECE = 48 * 1024  # a multiple of 3: each piece encodes to base64 without padding but the last
 
 
-def document_identifier(node_id: int, version_id: int) -> str:
-    """The identifier value of one version of one file: stable across retries, restarts and reconciliations."""
-    return f"{node_id}.{version_id}"
+def document_identifier(node_id: int, version_id: int, version_tag: str) -> str:
+    """The identifier value of one version of one file: stable across retries, restarts and reconciliations,
+    and never given to another content (the tag changes where a row id may be reused after a delete)."""
+    return f"{node_id}.{version_id}.{version_tag}"
 
 
 def identifier_query(system: str, values: Iterable[str]) -> str:

@@ -14,8 +14,10 @@ Relative paths are resolved against the configuration file's directory.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -227,12 +229,16 @@ def toml_value(value: Any) -> str:
     """A value as TOML source (for the example file and generated configurations)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, str):  # a TOML basic string: JSON's escapes are TOML's (newlines, controls, quotes)
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     if isinstance(value, dict):  # an inline table: {url = "...", feeds = [{folder = "..."}]}
         return "{" + ", ".join(f"{_toml_key(str(k))} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if value is None:  # TOML has no null: leave the key out instead
+        raise TypeError("None has no TOML form")
+    if isinstance(value, dt.date | dt.time):  # TOML's own dates and times (as a wrong value may be written)
+        return value.isoformat()
     return repr(value)
 
 

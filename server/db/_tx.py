@@ -120,8 +120,9 @@ class Tx:
             driver = self._dialect.loaded_dbapi
             if isinstance(error, driver.IntegrityError):
                 # The driver's own class (sqlite3, psycopg) as SQLAlchemy's, as ORM code sees it: callers
-                # catch one portable IntegrityError ("inserted meanwhile by another process").
-                raise exc.IntegrityError(compiled.sql, values, error) from error
+                # catch one portable IntegrityError ("inserted meanwhile by another process"), whose message
+                # leaves out the parameters: they may be keys, addresses or sealed values.
+                raise exc.IntegrityError(compiled.sql, values, error, hide_parameters=True) from error
             raise
         return cursor, compiled
 

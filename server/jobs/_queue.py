@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.config import JobSettings
 from server.crypto import JobSealer
-from server.db import Database, Tx, prepared
+from server.db import Database, Prepared, Tx, prepared
 from server.db.models import jobs_t, periodic_jobs_t
 from server.errors import DecryptionFailed
 
@@ -310,6 +310,7 @@ class JobQueue:
         self._sealer = sealer
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
+        self._candidate_queries: dict[tuple[str, ...], Prepared] = {}
 
     # -- wake-ups ---------------------------------------------------------------------
 
@@ -413,29 +414,16 @@ class JobQueue:
             return None
         now = self.clock() if now is None else now
         lease_until = now + self.settings.lease_seconds
-        if kinds is None:
-            candidates_stmt: Any = _CANDIDATES_ANY
-        else:
-            # Built per call (the IN list), so with the time as a value, not a placeholder.
-            due_now = or_(
-                and_(jobs_t.c.state == PENDING, jobs_t.c.run_after <= now),
-                and_(jobs_t.c.state == RUNNING, jobs_t.c.lease_until < now),
-            )
-            candidates_stmt = (
-                select(*_CANDIDATE_COLUMNS)
-                .where(due_now, jobs_t.c.kind.in_(list(kinds)))
-                .order_by(jobs_t.c.run_after, jobs_t.c.id)
-                .limit(_CANDIDATES)
-            )
+        candidates_stmt = _CANDIDATES_ANY if kinds is None else self._candidates_of(tuple(kinds))
         # An idle worker looks first in a read transaction: the write lock (which
         # every upload and rename of the server needs) is taken only when a job is due.
         with self.db.read() as tx:
-            due = tx.all(candidates_stmt, now=now) if kinds is None else tx.all(candidates_stmt)
+            due = tx.all(candidates_stmt, now=now)
         if not due:
             return None
         while True:
             with self.db.write() as tx:
-                candidates = tx.all(candidates_stmt, now=now) if kinds is None else tx.all(candidates_stmt)
+                candidates = tx.all(candidates_stmt, now=now)
                 if not candidates:
                     return None
                 for row in candidates:
@@ -482,6 +470,23 @@ class JobQueue:
                         worker=worker_id,
                     )
             # Every candidate was taken or buried meanwhile: look again.
+
+    def _candidates_of(self, kinds: tuple[str, ...]) -> Prepared:
+        """The due-candidates query of a set of kinds, compiled once: a pool claims with the same kinds
+        every time, and compiling the statement at each claim cost more than running it."""
+        found = self._candidate_queries.get(kinds)
+        if found is None:
+            # The kinds as bound values of the statement itself: compiled once, the time given per claim.
+            listed: list[Any] = [bindparam(f"kind_{i}", value=kind) for i, kind in enumerate(kinds)]
+            found = prepared(
+                select(*_CANDIDATE_COLUMNS)
+                .where(_DUE, jobs_t.c.kind.in_(listed))
+                .order_by(jobs_t.c.run_after, jobs_t.c.id)
+                .limit(_CANDIDATES)
+            )
+            if len(self._candidate_queries) < 64:  # one per pool's kinds in practice; never unbounded
+                self._candidate_queries[kinds] = found
+        return found
 
     def extend(self, job: ClaimedJob, seconds: float | None = None) -> ClaimedJob | None:
         """Push the lease of a job still held by its worker; the renewed job, or None if it was lost."""

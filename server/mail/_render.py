@@ -46,6 +46,8 @@ class TemplateSpec:
     optional: frozenset[str] = frozenset()
     #: Secret names besides the ``*_url`` ones: masked before a mail is logged.
     secret: frozenset[str] = frozenset()
+    #: Whether plugins may send it (through ``PluginFacade.notify``); the account mails are the core's only.
+    for_plugins: bool = False
 
     @property
     def allowed(self) -> frozenset[str]:
@@ -75,6 +77,7 @@ TEMPLATES: Mapping[str, TemplateSpec] = {
     "plugin_alert": TemplateSpec(
         required=frozenset({"plugin_name", "problem", "noticed_at"}),
         optional=frozenset({"advice", "status_url", "recipient_name"}),
+        for_plugins=True,
     ),
 }
 

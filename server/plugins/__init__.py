@@ -6,7 +6,7 @@ receives are :mod:`server.events`.  ``docs/plugins.md`` is the author's guide.
 
 from __future__ import annotations
 
-from server.plugins._facade import NOTIFY_JOB, NodeInfo, PluginFacade, UserRef
+from server.plugins._facade import NOTIFY_JOB, NodeInfo, PluginFacade, UserRef, mail_context
 from server.plugins._loader import CORE_KEYS, InstalledPlugin, Plugins, installed_plugins, load_plugins
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "UserRef",
     "installed_plugins",
     "load_plugins",
+    "mail_context",
 ]

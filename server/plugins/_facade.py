@@ -17,15 +17,17 @@ plugin's memory, not the users' data).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server import policy
@@ -34,13 +36,14 @@ from server.db import prepared
 from server.db.models import plugin_state_t
 from server.errors import ConfigError, Conflict, MedDAVError, NotFound, PolicyDenied
 from server.jobs import PeriodicInfo
+from server.mail import TEMPLATES
 from server.policy import Action, Organisation, PluginPrincipal
 
 if TYPE_CHECKING:
     from server.instance import Instance
     from server.tree import Entry
 
-__all__ = ["NOTIFY_JOB", "NodeInfo", "PluginFacade", "UserRef"]
+__all__ = ["NOTIFY_JOB", "NodeInfo", "PluginFacade", "UserRef", "mail_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,13 @@ _STATE_UPDATE = prepared(
     update(plugin_state_t)
     .where(plugin_state_t.c.plugin == bindparam("plugin"), plugin_state_t.c.key == bindparam("key"))
     .values(value=bindparam("value"), updated_at=bindparam("now"))
+)
+_STATE_RELEASE = prepared(
+    delete(plugin_state_t).where(
+        plugin_state_t.c.plugin == bindparam("plugin"),
+        plugin_state_t.c.key == bindparam("key"),
+        plugin_state_t.c.updated_at == bindparam("at"),
+    )
 )
 _STATE_CLAIM = prepared(
     update(plugin_state_t)
@@ -93,6 +103,9 @@ class NodeInfo:
     mtime: float
     etag: str
     version_id: int | None  # the current content's version (None: a folder or an empty new file)
+    #: An opaque tag of that version, never given to another version: ids may be reused after a delete
+    #: (SQLite reuses the highest row id), so an identifier that must never name two contents uses both.
+    version_tag: str | None = None
 
     @classmethod
     def of(cls, entry: Entry) -> NodeInfo:
@@ -108,6 +121,7 @@ class NodeInfo:
             mtime=entry.mtime,
             etag=entry.etag,
             version_id=entry.version.id if entry.version is not None else None,
+            version_tag=_version_tag(entry.version.blob_id) if entry.version is not None else None,
         )
 
 
@@ -231,7 +245,11 @@ class PluginFacade:
         group folders at the top), or None.  LIST on the folders on the way, READ on the node."""
         instance, _ = self._core()
         names = [part for part in path.strip("/").split("/") if part]
-        user = instance.accounts.get(username)
+        try:
+            user = instance.accounts.get(username)
+        except MedDAVError as error:
+            self._audit("plugin.node.resolve", "failed", detail=type(error).__name__)
+            raise
         self._require(Organisation(user.org_id), Action.LIST, "plugin.node.resolve")
         top: Entry | None
         if names and (group := instance.tree.group_folder_named(user.org_id, names[0])) is not None:
@@ -275,14 +293,28 @@ class PluginFacade:
             raise Conflict(f"node {node_id} is no longer at version {version_id}")
         try:
             reader = instance.tree.open(entry)
-        except MedDAVError as error:  # a folder, a missing blob...
-            self._audit("plugin.file.read", "failed", org_id=entry.org_id, node_id=node_id, detail=type(error).__name__)
+        except MedDAVError as error:  # a folder, a missing blob, a version replaced since it was read...
+            superseded = (
+                isinstance(error, NotFound) and version_id is not None and self._version_of(node_id) != version_id
+            )
+            detail = "superseded" if superseded else type(error).__name__
+            self._audit("plugin.file.read", "failed", org_id=entry.org_id, node_id=node_id, detail=detail)
+            if superseded:
+                raise Conflict(f"node {node_id} is no longer at version {version_id}") from None
             raise
         self._audit("plugin.file.read", "ok", org_id=entry.org_id, node_id=node_id, detail=f"size={entry.size}")
         try:
             yield reader  # type: ignore[misc]
         finally:
             reader.close()
+
+    def _version_of(self, node_id: int) -> int | None:
+        instance, _ = self._core()
+        try:
+            entry = instance.tree.get(node_id)
+        except NotFound:
+            return None
+        return entry.version.id if entry.version is not None else None
 
     def write_file(self, folder_id: int, name: str, content: IO[bytes] | Iterable[bytes]) -> NodeInfo:
         """Store ``content`` (a binary file object or an iterable of byte blocks) as ``name`` in the folder:
@@ -370,9 +402,22 @@ class PluginFacade:
         self, to: str, template: str, context: Mapping[str, Any], *, channel: str = "email", locale: str = "fr"
     ) -> int:
         """Send a notification later, from a job (retried like any job): by ``channel`` ("email", built
-        in, with one of the core's mail templates, e.g. ``plugin_alert``; or a channel a plugin adds
-        through ``meddav_notification_channels``).  Returns the job id."""
+        in, with a core template made for plugins: ``plugin_alert``; or a channel a plugin adds through
+        ``meddav_notification_channels``).  An e-mail is composed now, so that a wrong template, context
+        or address raises here (``ValueError``, ``InvalidMail``) rather than in a job.  Returns the job id."""
         instance, _ = self._core()
+        try:
+            if channel == "email":
+                spec = TEMPLATES.get(template)
+                if spec is None or not spec.for_plugins:
+                    made_for_plugins = sorted(name for name, t in TEMPLATES.items() if t.for_plugins)
+                    raise ValueError(f"plugins may send the mail templates {', '.join(made_for_plugins)} only")
+                instance.mailer.compose(template, to, locale=locale, context=mail_context(dict(context)))
+            elif channel not in instance.plugins.notification_channels():
+                raise ValueError(f"no notification channel {channel!r}: enable the plugin that provides it")
+        except (ValueError, TypeError, MedDAVError) as error:
+            self._audit("plugin.notify", "failed", detail=f"channel={channel} {type(error).__name__}")
+            raise
         payload: dict[str, Any] = {"plugin": self.name, "channel": channel, "to": to, "template": template}
         payload |= {"context": dict(context), "locale": locale}
         # Unique per call (two alerts in one clock tick are two mails); never the recipient: keys are in clear.
@@ -407,6 +452,7 @@ class PluginFacade:
     def state_get(self, key: str, default: Any = None) -> Any:
         """A JSON value the plugin stored under ``key`` (sealed at rest), or ``default``."""
         instance, _ = self._core()
+        _own_key(key)
         with instance.db.read() as tx:
             row = tx.one(_STATE_GET, plugin=self.name, key=key)
         if row is None:
@@ -415,36 +461,57 @@ class PluginFacade:
 
     def state_set(self, key: str, value: Any) -> None:
         """Store a JSON-able value under ``key`` (replacing the previous one)."""
-        instance, _ = self._core()
-        sealed = self._seal(key, value)
-        now = instance.jobs.clock()
-        with instance.db.write() as tx:
-            if not tx.run(_STATE_UPDATE, plugin=self.name, key=key, value=sealed, now=now):
-                tx.run(_STATE_INSERT, plugin=self.name, key=key, value=sealed, now=now)
+        self.state_update(key, lambda _: value)
 
     def state_update(self, key: str, change: Callable[[Any], Any], default: Any = None) -> Any:
         """Replace the value under ``key`` by ``change(value)`` (``default`` when absent) in one write
         transaction, so that concurrent updates (counters, error lists) are not lost; returns the new value."""
         instance, _ = self._core()
-        with instance.db.write() as tx:
-            row = tx.one(_STATE_GET_FOR_UPDATE, plugin=self.name, key=key)
-            old = default if row is None else json.loads(instance.state_sealer.open(self.name, key, row.value))
-            new = change(old)
-            sealed = self._seal(key, new)
-            now = instance.jobs.clock()
-            if row is None:
-                tx.run(_STATE_INSERT, plugin=self.name, key=key, value=sealed, now=now)
-            else:
-                tx.run(_STATE_UPDATE, plugin=self.name, key=key, value=sealed, now=now)
-        return new
+        _own_key(key)
+        for attempt in (1, 2):
+            try:
+                with instance.db.write() as tx:
+                    row = tx.one(_STATE_GET_FOR_UPDATE, plugin=self.name, key=key)
+                    old = default if row is None else json.loads(instance.state_sealer.open(self.name, key, row.value))
+                    new = change(old)
+                    sealed = self._seal(key, new)
+                    now = instance.jobs.clock()
+                    if row is None:
+                        tx.run(_STATE_INSERT, plugin=self.name, key=key, value=sealed, now=now)
+                    else:
+                        tx.run(_STATE_UPDATE, plugin=self.name, key=key, value=sealed, now=now)
+                return new
+            except IntegrityError:  # the first insert raced another process's (PostgreSQL): update theirs
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def once_per(self, key: str, seconds: float) -> bool:
         """True at most once per ``seconds`` for ``key``, across threads, workers and restarts
         (e.g. one alert an hour per kind of error); records the time when it answers True.  Its keys are
         apart from those of :meth:`state_set`."""
         instance, _ = self._core()
-        key = f"once:{key}"
-        now = instance.jobs.clock()
+        _own_key(key)
+        return self._claim(f"once:{key}", instance.jobs.clock(), seconds)
+
+    @contextmanager
+    def exclusive(self, key: str, seconds: float) -> Iterator[bool]:
+        """Hold ``key`` for the block, across threads, workers and restarts: yields True when this caller
+        holds it, False when another holder does.  A holder that dies releases it after ``seconds``
+        (make it the job's lease: ``ctx.remaining()``); the block's end releases it at once."""
+        instance, _ = self._core()
+        _own_key(key)
+        full, now = f"lock:{key}", instance.jobs.clock()
+        held = self._claim(full, now, seconds)
+        try:
+            yield held
+        finally:
+            if held:  # only our own hold: one taken over after it expired carries another time
+                with instance.db.write() as tx:
+                    tx.run(_STATE_RELEASE, plugin=self.name, key=full, at=now)
+
+    def _claim(self, key: str, now: float, seconds: float) -> bool:
+        instance, _ = self._core()
         sealed = self._seal(key, now)
         try:
             with instance.db.write() as tx:
@@ -463,6 +530,25 @@ class PluginFacade:
             raise ValueError("a state key has 1 to 200 characters")
         plain = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
         return bytes(instance.state_sealer.seal(self.name, key, plain))
+
+
+def mail_context(context: dict[str, Any]) -> dict[str, Any]:
+    """A notification's mail context back from JSON: ``*_at`` values travel as POSIX times."""
+    return {
+        name: datetime.fromtimestamp(value, UTC) if name.endswith("_at") and isinstance(value, int | float) else value
+        for name, value in context.items()
+    }
+
+
+def _own_key(key: str) -> None:
+    """A key of the plugin's records; ``once:`` and ``lock:`` are the facade's own (once_per, exclusive)."""
+    if key.startswith(("once:", "lock:")):
+        raise ValueError(f"state keys starting with once: or lock: are reserved ({key!r})")
+
+
+def _version_tag(blob_id: str) -> str:
+    """16 hex digits derived from the version's random blob id (not the id itself: it names a blob file)."""
+    return hashlib.sha256(b"meddav/version-tag/" + blob_id.encode()).hexdigest()[:16]
 
 
 def _ref(info: Any) -> UserRef:

@@ -31,7 +31,7 @@ import pluggy
 from server import hooks
 from server.config import Settings, toml_value
 from server.errors import ConfigError
-from server.jobs import JobFailed
+from server.jobs import JobFailed, describe_exception
 from server.plugins._facade import PluginFacade
 from server.policy import PLUGIN_ACCESS
 
@@ -130,9 +130,9 @@ class Plugins:
                 args["plugin"] = self.facades.get(name, PluginFacade(name))
             try:
                 results.append((name, impl.function(**args)))
-            except Exception:
+            except Exception as exc:
                 self._failed(name, hook)
-                logger.exception("plugin %s failed in %s; the request it followed is not affected", name, hook)
+                _log_failure(f"plugin {name} failed in {hook}; the request it followed is not affected", exc)
         return results
 
     def listeners(self) -> list[str]:
@@ -142,7 +142,15 @@ class Plugins:
         )
 
     def deliver(self, name: str, event: Any) -> None:
-        """Give ``event`` to one plugin; raise what it raises (its job is then retried)."""
+        """Give ``event`` to one plugin; raise what it raises (its job is then retried).
+
+        An event of an organisation the plugin is not granted is dropped (the outbox does not make
+        such jobs; this is the second check, for jobs made before the grant was narrowed)."""
+        facade = self.facades.get(name)
+        principal = facade.principal if facade is not None else None
+        if principal is not None and getattr(event, "org_id", None) not in principal.org_ids:
+            logger.info("event of an organisation plugin %s is not granted: not delivered", name)
+            return
         for impl in self.manager.hook.meddav_event.get_hookimpls():
             if self.manager.get_name(impl.plugin) != name:
                 continue
@@ -190,10 +198,10 @@ class Plugins:
                 handler(ctx)
             except JobFailed:
                 raise
-            except Exception:
+            except Exception as exc:
                 if count_errors:
                     self._failed(name, hook)
-                    logger.exception("plugin %s failed in %s; its job will be retried", name, hook)
+                    _log_failure(f"plugin {name} failed in {hook}; its job will be retried", exc)
                 raise
             finally:
                 timer.cancel()
@@ -202,6 +210,13 @@ class Plugins:
 
 
 _PLUGIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,59}")
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    """A plugin's exception in the log: its type and place only, never its message or traceback, which
+    may quote a file name or a patient (as a validation error quotes its input)."""
+    logger.error("%s: %s", what, describe_exception(exc))
+
 
 #: Keys of every ``[plugins.<name>]`` table that the core reads itself (the plugin's grant).
 CORE_KEYS = ("organisations", "access")

@@ -18,9 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from server.plugins import NodeInfo
 from server.policy import ROLE_ORG_ADMIN
 from server.pytest_plugin import MedDAVServer
 from server.testing import TEST_PASSWORD
+from server.tree import Entry
 from tests.fhir_server import FakeFhirServer
 from tests.web.conftest import Mailbox, mailbox, smtp_settings  # noqa: F401 - the mailbox fixture, used here
 
@@ -28,6 +30,12 @@ TOKEN = "ehr-secret-token-for-tests"
 SYSTEM = "urn:meddav:test:document"
 PATIENT_PROPERTY = "{urn:meddav:ehr}patient-id"
 ORGANISATION = "Default organisation"
+
+
+def identifier_of(entry: Entry) -> str:
+    """The identifier the bridge gives the current version of a file (node, version, version tag)."""
+    info = NodeInfo.of(entry)
+    return f"{SYSTEM}|{info.id}.{info.version_id}.{info.version_tag}"
 
 
 def proppatch_body(value: str) -> bytes:
@@ -107,8 +115,8 @@ class Bridged:
         return self.server.instance.accounts.get("martin").root_id
 
     def identifier(self, path: str) -> str:
-        node_id, version_id = self.version_of(path)
-        return f"{SYSTEM}|{node_id}.{version_id}"
+        """``SYSTEM|node.version.tag`` of the file's current version, as the EHR is told it."""
+        return identifier_of(self.server.instance.tree.get(self.version_of(path)[0]))
 
     def settle(self, timeout: float = 20) -> dict[str, int]:
         """Wait until no job is pending or running."""

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from plugins.ehr_bridge.bridge import NIGHTLY, RECENT
-from server.testing import TEST_PASSWORD
-from tests.ehr_bridge.conftest import Bridged
+from server.config import load_settings
+from server.instance import open_instance
+from server.policy import ROLE_ORG_ADMIN
+from server.pytest_plugin import TEST_JOBS
+from server.testing import TEST_PASSWORD, LiveServer, make_instance
+from tests.ehr_bridge.conftest import ORGANISATION, Bridged, bridge_settings, wait_until
+from tests.fhir_server import FakeFhirServer
 from tests.web.conftest import Web
 
 
@@ -124,3 +131,62 @@ def test_the_status_page_shows_the_admins_what_happens(bridged: Bridged, web: Ca
     assert web("martin").get("/plugins/ehr_bridge/").status_code == 403
     anonymous = web(None).get("/plugins/ehr_bridge/")
     assert anonymous.status_code in (302, 303) and "/ui/login" in anonymous.headers["location"]
+
+
+def test_each_organisations_admin_sees_only_its_own_feeds(
+    ehr: FakeFhirServer, token_file: Path, tmp_path: Path
+) -> None:
+    """One EHR fed by two organisations: an admin of one sees neither the other's folders nor its documents."""
+    feeds = [{"folder": f"{user}/Patients", "patient_from": "name"} for user in ("martin", "bruno")]
+    table = bridge_settings(ehr.url, token_file, organisations=[ORGANISATION, "Clinique B"])
+    table["ehr"]["dpi"]["feeds"] = feeds
+    made = make_instance(
+        tmp_path / "data",
+        settings={
+            "plugins": {"enabled": ["ehr_bridge"], "ehr_bridge": table},
+            "jobs": dict(TEST_JOBS),
+            "web": {"admins_need_second_factor": False},
+        },
+    )
+    setup = open_instance(load_settings(made.config_path))
+    try:
+        accounts = setup.accounts
+        default, other = accounts.default_organisation(), accounts.create_organisation("Clinique B")
+        accounts.create_user("martin", TEST_PASSWORD, org_id=default)
+        accounts.create_user("olga", TEST_PASSWORD, org_id=default, role=ROLE_ORG_ADMIN)
+        accounts.create_user("bruno", TEST_PASSWORD, org_id=other)
+        accounts.create_user("berthe", TEST_PASSWORD, org_id=other, role=ROLE_ORG_ADMIN)
+    finally:
+        setup.close()
+    ehr.mode = "unauthorized"
+    with LiveServer(made.config_path, plugins=True) as server:
+        nodes = {}
+        for user in ("martin", "bruno"):
+            with httpx.Client(base_url=server.dav_url, auth=(user, TEST_PASSWORD), timeout=30) as dav:
+                for folder in ("Patients/", f"Patients/Patient {user} [1{len(user)}]/"):
+                    assert dav.request("MKCOL", folder).status_code == 201
+                assert dav.put(f"Patients/Patient {user} [1{len(user)}]/doc.txt", content=b"x").status_code == 201
+                assert dav.put("Patients/loose.txt", content=b"y").status_code == 201
+            root = server.instance.accounts.get(user)
+            [patients] = server.instance.tree.resolve_below(root.root_id, root.org_id, ["Patients"])
+            nodes[user] = {entry.id for entry in server.instance.tree.children(patients)}
+        assert wait_until(lambda: server.instance.jobs.counts()["pending"] == 0, timeout=30)
+
+        def page(name: str) -> str:
+            with Web(base_url=server.url, timeout=30) as web:
+                assert web.login(name, TEST_PASSWORD).status_code == 303
+                answer = web.get("/plugins/ehr_bridge/", params={"lang": "en"})
+                assert answer.status_code == 200
+                return html.unescape(answer.text)
+
+        olga, berthe, admin = page("olga"), page("berthe"), page(made.user)
+        assert "martin/Patients" in olga and "bruno/Patients" not in olga
+        assert "bruno/Patients" in berthe and "martin/Patients" not in berthe
+        assert "martin/Patients" in admin and "bruno/Patients" in admin
+        for text, theirs in ((olga, "bruno"), (berthe, "martin")):
+            assert all(f"<td>{node}</td>" not in text for node in nodes[theirs]), "another organisation's documents"
+            assert 'id="jobs-waiting"' not in text  # the queue spans every organisation
+            assert "credentials refused" in text  # the EHR's own problem concerns every feed
+        assert 'id="jobs-waiting"' in admin
+        for user in ("martin", "bruno"):  # what the others may not see is there to be seen
+            assert any(f"<td>{node}</td>" in admin for node in nodes[user])

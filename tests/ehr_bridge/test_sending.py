@@ -9,7 +9,7 @@ from collections.abc import Callable
 from fhir.resources.R4B.documentreference import DocumentReference
 
 from plugins.ehr_bridge.bridge import SEND
-from tests.ehr_bridge.conftest import SYSTEM, Bridged
+from tests.ehr_bridge.conftest import Bridged
 
 INS = "urn:oid:1.2.250.1.213.1.4.8"
 
@@ -37,21 +37,41 @@ def test_a_document_reaches_the_ehr_with_its_content_and_patient(bridged: Bridge
 
 def test_each_version_is_one_document_and_a_repeated_send_creates_none(bridged: Bridged) -> None:
     bridged.patient("Martin Paul", "2750512345678")
-    first = bridged.put("Patients/Martin Paul/ordonnance.txt", b"v1")
+    bridged.put("Patients/Martin Paul/ordonnance.txt", b"v1")
+    first = bridged.identifier("Patients/Martin Paul/ordonnance.txt")
     bridged.settle()
-    second = bridged.put("Patients/Martin Paul/ordonnance.txt", b"v2")
+    node_id, version_id = bridged.put("Patients/Martin Paul/ordonnance.txt", b"v2")
+    second = bridged.identifier("Patients/Martin Paul/ordonnance.txt")
     bridged.settle()
     counts = bridged.ehr.count_by_identifier()
-    assert counts[f"{SYSTEM}|{first[0]}.{first[1]}"] == 1 and counts[f"{SYSTEM}|{second[0]}.{second[1]}"] == 1
+    assert first != second and counts[first] == 1 and counts[second] == 1
     assert len(bridged.ehr.documents) == 2
 
     # The same work again (a job delivered twice, a reconciliation's resend): the EHR keeps one document.
     facade = bridged.server.instance.plugins.facades["ehr_bridge"]
-    facade.enqueue(SEND, f"{second[0]}.{second[1]}@again", {"node_id": second[0], "version_id": second[1]})
+    facade.enqueue(SEND, f"{node_id}.{version_id}@again", {"node_id": node_id, "version_id": version_id})
     bridged.settle()
-    assert bridged.ehr.count_by_identifier()[f"{SYSTEM}|{second[0]}.{second[1]}"] == 1
+    assert bridged.ehr.count_by_identifier()[second] == 1
     assert len(bridged.ehr.documents) == 2
     assert bridged.status()["already"] == 1
+
+
+def test_a_deleted_documents_ids_reused_by_a_new_one_still_reach_the_ehr(bridged: Bridged) -> None:
+    """SQLite gives a new row the highest id + 1: delete the newest file and the next upload gets its ids."""
+    bridged.patient("Dupont Jeanne", "1850712345678")
+    wrong = bridged.put("Patients/Dupont Jeanne/lettre.txt", b"the wrong letter")
+    wrong_identifier = bridged.identifier("Patients/Dupont Jeanne/lettre.txt")
+    bridged.settle()
+    assert bridged.dav.delete("Patients/Dupont Jeanne/lettre.txt").status_code == 204
+    right = bridged.put("Patients/Dupont Jeanne/lettre.txt", b"the right letter")
+    right_identifier = bridged.identifier("Patients/Dupont Jeanne/lettre.txt")
+    bridged.settle()
+
+    assert right == wrong  # SQLite did reuse the node and version ids: the case this test is about
+    assert right_identifier != wrong_identifier
+    assert bridged.ehr.attachment_bytes(right_identifier) == b"the right letter"
+    assert bridged.ehr.attachment_bytes(wrong_identifier) == b"the wrong letter"
+    assert len(bridged.ehr.documents) == 2
 
 
 def test_only_the_feeds_folders_are_sent(bridged: Bridged) -> None:

@@ -72,13 +72,20 @@ def test_events_reach_plugins_and_a_failing_one_is_dead_lettered(
     site.mkdir()
     install(site, "recorder", RECORDER)
     install(site, "broken", BROKEN)
+    install(site, "stranger", RECORDER)  # a recorder granted no organisation: it must hear nothing
     monkeypatch.syspath_prepend(str(site))  # installed here too: creating the instance loads its plugins
     importlib.invalidate_caches()
-    events = tmp_path / "events.jsonl"
+    events, overheard = tmp_path / "events.jsonl", tmp_path / "overheard.jsonl"
+    granted = ["Default organisation"]
     made = make_instance(
         tmp_path / "data",
         settings={
-            "plugins": {"enabled": ["recorder", "broken"], "recorder": {"path": str(events)}},
+            "plugins": {
+                "enabled": ["recorder", "broken", "stranger"],
+                "recorder": {"path": str(events), "organisations": granted},
+                "broken": {"organisations": granted},
+                "stranger": {"path": str(overheard)},
+            },
             "jobs": {"max_attempts": 2, "backoff_seconds": 1, "max_backoff_seconds": 1},
         },
     )
@@ -95,6 +102,7 @@ def test_events_reach_plugins_and_a_failing_one_is_dead_lettered(
         # Once each: the admin account that meddav init created, then the file written and deleted.
         assert sorted(r["kind"] for r in recorded) == ["AccountCreated", "FileDeleted", "FileWritten"]
         assert "compte-rendu" not in events.read_text()  # events carry ids, not names
+        assert not overheard.exists()  # not granted the organisation: not told of its events
 
         def dead() -> str:
             listing = subprocess.run(

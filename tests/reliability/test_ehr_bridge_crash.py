@@ -19,7 +19,7 @@ import pytest
 from server.config import load_settings
 from server.instance import open_instance
 from server.testing import ServerProcess, make_instance
-from tests.ehr_bridge.conftest import PATIENT_PROPERTY, SYSTEM, TOKEN, bridge_settings, proppatch_body
+from tests.ehr_bridge.conftest import PATIENT_PROPERTY, TOKEN, bridge_settings, identifier_of, proppatch_body
 from tests.fhir_server import FakeFhirServer
 
 pytestmark = pytest.mark.slow
@@ -34,11 +34,7 @@ def identifiers(config: Path) -> set[str]:
         admin = instance.accounts.get("admin")
         [patients] = instance.tree.resolve_below(admin.root_id, admin.org_id, ["Patients"])
         [folder] = [entry for entry in instance.tree.children(patients) if entry.is_dir]
-        return {
-            f"{SYSTEM}|{entry.id}.{entry.version.id}"
-            for entry in instance.tree.children(folder)
-            if entry.version is not None
-        }
+        return {identifier_of(entry) for entry in instance.tree.children(folder) if entry.version is not None}
     finally:
         instance.close()
 
@@ -95,3 +91,9 @@ def test_a_crash_with_sends_in_flight_loses_nothing_and_duplicates_nothing(tmp_p
         assert len(ehr.documents) == DOCUMENTS
         posts = [request for request in ehr.requests if request[0] == "POST"]
         assert len(posts) > DOCUMENTS, "no send was repeated: the kill caught none in flight"
+        instance = open_instance(load_settings(made.config_path))
+        try:
+            counts = instance.jobs.counts(kind_prefix="ehr_bridge.")
+        finally:
+            instance.close()
+        assert counts["dead"] == 0 and counts["pending"] == 0, counts  # delivered, not given up

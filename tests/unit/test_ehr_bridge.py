@@ -189,3 +189,56 @@ def test_the_commented_example_configuration_is_valid(tmp_path: Path) -> None:
     values = {name: by_name[name].validate(value) for name, value in table.items() if name in by_name}
     [feed] = values["ehr"]["dpi"].feeds
     assert feed.patient_property == "{urn:meddav:ehr}patient-id"
+
+
+@pytest.mark.parametrize(
+    ("url", "under"),
+    [
+        ("https://ehr.example.org/fhir/DocumentReference?page=2", True),
+        ("https://EHR.example.org:443/fhir/DocumentReference?page=2", True),
+        ("https://ehr.example.org/fhir", True),
+        ("https://ehr.example.org/fhirish/x", False),
+        ("https://ehr.example.org/other/x", False),
+        ("http://ehr.example.org/fhir/x", False),
+        ("https://ehr.example.org:8443/fhir/x", False),
+        ("https://attacker.example/fhir/x", False),
+        ("https://ehr.example.org:notaport/fhir", False),
+    ],
+)
+def test_next_links_are_followed_only_under_the_base_url(url: str, under: bool) -> None:
+    from plugins.ehr_bridge.client import _under
+
+    assert _under(url, "https://ehr.example.org/fhir") is under
+
+
+def test_overlapping_feeds_are_refused(token: str) -> None:
+    feeds = [{"folder": "dr.martin/Patients"}, {"folder": "dr.martin/Patients/Cardio"}]
+    with pytest.raises(ValueError, match="overlap"):
+        validate_ehr({"dpi": {"url": "https://e.example.org", "token_file": token, "feeds": feeds}})
+    with pytest.raises(ValueError, match="overlap"):
+        validate_ehr(
+            {
+                "a": {"url": "https://a.example.org", "token_file": token, "feeds": [{"folder": "dr.martin"}]},
+                "b": {"url": "https://b.example.org", "token_file": token, "feeds": [{"folder": "dr.martin/X"}]},
+            }
+        )
+    apart = [{"folder": "dr.martin/Patients"}, {"folder": "dr.martin/Patients2"}, {"folder": "dr.durand/Patients"}]
+    assert (
+        len(validate_ehr({"dpi": {"url": "https://e.example.org", "token_file": token, "feeds": apart}})["dpi"].feeds)
+        == 3
+    )
+
+
+def test_unusable_tls_files_are_a_configuration_error(token: str, tmp_path: Path) -> None:
+    from tests.helpers import self_signed
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cert, _ = self_signed(tmp_path / "a")
+    _, other_key = self_signed(tmp_path / "b")
+    table = {"url": "https://e.example.org", "client_cert": str(cert), "client_key": str(other_key)}
+    with pytest.raises(ValueError, match="client_cert matches client_key"):
+        validate_ehr({"dpi": table | {"feeds": [{"folder": "a/b"}]}})
+    with pytest.raises(ValueError, match="TLS files cannot be used"):
+        validate_ehr({"dpi": {"url": "https://e.example.org", "token_file": token, "ca_file": token,
+                              "feeds": [{"folder": "a/b"}]}})  # fmt: skip
