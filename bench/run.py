@@ -157,7 +157,7 @@ def main() -> int:
             stack.callback(watched.close)
             drain = partial(wait_for_jobs, watched)
             if args.separate_worker:
-                worker = [sys.executable, "-m", "server", "--config", str(inst.config_path), "worker"]
+                worker = [sys.executable, "-m", "server", "--config", str(inst.config_path), "worker", "--threads", "2"]
                 stack.enter_context(Child(worker, nice=10, url=False))
         (tmp_path / "wsgidav").mkdir()
         meddav = ServerProcess(inst.config_path)

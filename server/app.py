@@ -22,6 +22,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from server.dav import MOUNT_PATH, create_dav_app
 from server.dav.auditing import dav_event
+from server.jobs import Foreground
 from webui import create_app as create_web_app
 
 if TYPE_CHECKING:
@@ -43,11 +44,18 @@ class RequestLog:
     """Log one line per request and add the security headers."""
 
     def __init__(
-        self, app: Any, *, enabled: bool, hsts: bool, audit: Callable[[dict[str, Any], int], None] | None = None
+        self,
+        app: Any,
+        *,
+        enabled: bool,
+        hsts: bool,
+        audit: Callable[[dict[str, Any], int], None] | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
         self.app = app
         self.enabled = enabled
         self.audit = audit
+        self.foreground = foreground
         self.headers = list(SECURITY_HEADERS)
         if hsts:
             self.headers.append(("Strict-Transport-Security", "max-age=31536000"))
@@ -62,8 +70,17 @@ class RequestLog:
             headers.extend(h for h in self.headers if h[0].lower() not in present)
             return start_response(status, headers, exc_info)
 
+        foreground = self.foreground
+        if foreground is not None:
+            foreground.begin()
+        try:
+            body = self.app(environ, start)
+        except BaseException:
+            if foreground is not None:
+                foreground.end()
+            raise
         return _LoggedResponse(
-            self.app(environ, start), environ, state, started, enabled=self.enabled, audit=self.audit
+            body, environ, state, started, enabled=self.enabled, audit=self.audit, foreground=foreground
         )
 
 
@@ -84,6 +101,7 @@ class _LoggedResponse:
         *,
         enabled: bool,
         audit: Callable[[dict[str, Any], int], None] | None,
+        foreground: Foreground | None = None,
     ) -> None:
         self.body = body
         self.environ = environ
@@ -91,6 +109,7 @@ class _LoggedResponse:
         self.started = started
         self.enabled = enabled
         self.audit = audit
+        self.foreground = foreground
         self.sent = 0
 
     def __iter__(self) -> Iterator[bytes]:
@@ -104,6 +123,9 @@ class _LoggedResponse:
             if close is not None:
                 close()
         finally:
+            if self.foreground is not None:  # the answer went out: the job workers may go on
+                self.foreground.end()
+                self.foreground = None
             if self.enabled:
                 self._log()
             if self.audit is not None:
@@ -140,5 +162,9 @@ def create_app(instance: Instance) -> Any:
                 instance.audit.record(event)
 
     return RequestLog(
-        dispatcher, enabled=instance.settings.log.request_log, hsts=instance.settings.server.tls, audit=audit
+        dispatcher,
+        enabled=instance.settings.log.request_log,
+        hsts=instance.settings.server.tls,
+        audit=audit,
+        foreground=instance.foreground,
     )

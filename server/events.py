@@ -11,7 +11,6 @@ others.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +31,11 @@ class Event:
         return type(self).__name__
 
     def to_payload(self) -> dict[str, Any]:
-        """A JSON-able form, for the job that delivers the event (sealed at rest)."""
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        """A JSON-able form, for the job that delivers the event (sealed at rest).
+
+        Fields are scalars (ids, sizes, flags), so a shallow copy is the whole of it: this runs in
+        every change's transaction, where ``dataclasses.asdict``'s deep copy cost a third of the outbox."""
+        return {"kind": self.kind, **vars(self)}
 
 
 @dataclass(frozen=True, kw_only=True)

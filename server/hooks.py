@@ -89,9 +89,12 @@ def meddav_event(event: Event, plugin: Any) -> None:
 
     Called by a background job after the change committed, at least once:
     make the handling idempotent (the event's ids are stable).  Ignore the
-    event classes you do not handle; new ones will appear.  A handler that
-    needs I/O of its own should enqueue a job of its kind
-    (``plugin.enqueue``) rather than do it here.
+    event classes you do not handle; new ones will appear.  The call is a
+    job of its own (one per event and plugin, never inside the user's
+    request): it may do the I/O the event calls for, and raise to have the
+    delivery retried with back-off; work of another shape (several pieces,
+    another schedule) goes to jobs of your kind (``plugin.enqueue``).  Only
+    events of the organisations the plugin is granted reach it.
     """
 
 

@@ -60,7 +60,10 @@ def start_workers(instance: Instance) -> WorkerPool | None:
         return None
     schedule_builtins(instance.jobs)
     instance.schedule_plugin_jobs()
-    pool = WorkerPool(instance.jobs, instance_handlers(instance))
+    yield_seconds = instance.settings.jobs.yield_ms / 1000
+    pool = WorkerPool(
+        instance.jobs, instance_handlers(instance), yield_to=instance.foreground.busy, yield_seconds=yield_seconds
+    )
     pool.start()
     return pool
 

@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +31,7 @@ from server.db import Database, Tx, prepared
 from server.db.models import instance_t, organisations_t
 from server.errors import ConfigError, KeyFileError
 from server.events import Event, from_payload
-from server.jobs import JobFailed, JobQueue
+from server.jobs import Foreground, JobFailed, JobQueue
 from server.mail import Mailer
 from server.plugins import NOTIFY_JOB, Plugins, load_plugins, mail_context
 from server.policy import ROLE_INSTANCE_ADMIN
@@ -67,6 +67,8 @@ class Instance:
     plugins: Plugins
     jobs: JobQueue
     state_sealer: StateSealer
+    #: The requests in flight, which the job workers inside the server give way to.
+    foreground: Foreground = field(default_factory=Foreground)
 
     @property
     def job_handlers(self) -> dict[str, Any]:

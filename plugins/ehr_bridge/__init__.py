@@ -7,10 +7,10 @@ the work is in :mod:`.bridge`, the FHIR resource in :mod:`.fhir`, the HTTP
 side in :mod:`.client`, the status page in :mod:`.web`.
 
 The path of a document: the user's PUT commits the file and, in the same
-transaction, an event job (the core's outbox); the event job asks
-:meth:`.Bridge.on_event` whether the file is in a feed, which enqueues an
-``ehr_bridge.send`` job; that job sends the version by conditional create.
-Nothing of this happens inside the user's request.
+transaction, an event job (the core's outbox); that job gives the event to
+:meth:`.Bridge.on_event`, which sends the version by conditional create when
+the file is in a feed, and raises to have the delivery retried when the EHR
+fails.  Nothing of this happens inside the user's request.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@ Everything goes through the plugin's facade (``plugin``): the folders and
 files it reads are checked by the core's policy with the bridge's own
 principal and audited; it never touches the database or the blob store.
 
-- :meth:`Bridge.on_event`: a file written in a feed's folder becomes a job
-  ``ehr_bridge.send`` (key ``<node>.<version>``); other events are ignored.
-- :meth:`Bridge.send` (the job): finds the patient, reads the version,
-  sends it by conditional create.  Superseded versions, deleted files and
-  files moved out of the feeds are skipped; a document without a patient
+- :meth:`Bridge.on_event`: a file written in a feed's folder is sent within
+  the event's own delivery job (the core's outbox: durable, retried with
+  back-off, dead-lettered); other events are ignored.
+- :meth:`Bridge.send_version`: finds the patient, reads the version, sends
+  it by conditional create (:meth:`Bridge.send` is the job
+  ``ehr_bridge.send`` that reconciliations make).  Superseded versions,
+  deleted files and files moved out of the feeds are skipped; a document without a patient
   identifier is listed on the status page (it is sent by the next
   reconciliation once the identifier is set).
 - :meth:`Bridge.reconcile` (periodic jobs ``ehr_bridge.recent`` every 30
@@ -144,29 +146,26 @@ class Bridge:
     # -- events ---------------------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """A file written in a feed: its version is sent, by a job of its own."""
+        """A file written in a feed: its version is sent, within the event's own delivery job (durable and
+        retried like any job: a failure raises, and the delivery is tried again)."""
         if not isinstance(event, FileWritten):
             return
         principal = self.plugin.principal
         if principal is None or event.org_id not in principal.org_ids:
-            return  # an organisation the bridge is not granted: not even looked at
-        try:
-            chain = self.plugin.path(event.node_id)
-        except NotFound:
-            return  # deleted since
-        file = chain[-1]
-        if file.version_id != event.version_id or file.version_tag is None:
-            return  # superseded since: the newer version has its own event
-        if self.locate(chain) is None:
-            return
-        key = document_identifier(file.id, file.version_id, file.version_tag)
-        self.plugin.enqueue(SEND, key, {"node_id": file.id, "version_id": file.version_id})
+            return  # an organisation the bridge is not granted (the core does not even deliver those)
+        self.send_version(event.node_id, event.version_id, hold_seconds=self.plugin.lease_seconds)
 
     # -- sending one document -------------------------------------------------------------------------
 
     def send(self, ctx: JobContext) -> None:
-        """The job ``ehr_bridge.send``: one version of one file, to its feed's EHR, exactly once."""
+        """The job ``ehr_bridge.send`` (made by the reconciliations): one version of one file."""
         node_id, version_id = int(ctx.payload["node_id"]), int(ctx.payload["version_id"])
+        self.send_version(node_id, version_id, hold_seconds=max(ctx.remaining(), 1.0))
+
+    def send_version(self, node_id: int, version_id: int, *, hold_seconds: float) -> None:
+        """Send one version of one file to its feed's EHR, exactly once; raise ``JobFailed`` to be retried.
+
+        ``hold_seconds``: how long the document stays locked to this sender if it dies (its job's lease)."""
         try:
             chain = self.plugin.path(node_id)
         except NotFound:
@@ -177,10 +176,10 @@ class Bridge:
             )
         located = self.locate(chain)
         if located is None:
-            return  # moved out of the feeds since
+            return  # not in a feed, or moved out of the feeds since
         feed, file = located.feed, located.file
         if file.is_dir or file.version_id != version_id or file.version_tag is None:
-            return  # superseded: the newer version has its own job
+            return  # superseded: the newer version has its own event
         patient = self.patient_id(feed, located.patient_folder) if located.patient_folder else None
         reason = self.why_not(located, patient)
         if reason is not None or patient is None:
@@ -190,7 +189,7 @@ class Bridge:
         # One sender per document at a time: the EHR's conditional create is only as safe as its own
         # locking, and a send job and a reconciliation's may otherwise overlap.  Held as long as this job's
         # lease: a worker that dies holding it is replaced when its job may be claimed again, not later.
-        with self.plugin.exclusive(f"send:{identifier}", max(ctx.remaining(), 1.0)) as held:
+        with self.plugin.exclusive(f"send:{identifier}", hold_seconds) as held:
             if not held:
                 raise JobFailed(f"{feed.ehr}: node {node_id} is being sent by another worker; retried later")
             try:

@@ -163,6 +163,7 @@ class JobSettings:
     max_attempts: int
     backoff_seconds: int
     max_backoff_seconds: int
+    yield_ms: int = 200
 
 
 @dataclass(frozen=True)

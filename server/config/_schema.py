@@ -477,6 +477,13 @@ SCHEMA: tuple[Section, ...] = (
                 integer(1, 3600),
             ),
             Option("max_backoff_seconds", 3600, "Longest pause between two attempts.", integer(1, 86400)),
+            Option(
+                "yield_ms",
+                200,
+                "Workers inside `meddav serve` pause this long between two jobs while users' requests are in "
+                "flight, so that requests get the CPU first; the jobs catch up when the server is idle (0: no pause).",
+                integer(0, 1000),
+            ),
         ),
     ),
     Section(

@@ -32,7 +32,7 @@ from server.jobs._queue import (
     parse_daily_at,
     scrub_error,
 )
-from server.jobs._worker import Handler, JobContext, JobFailed, WorkerPool, describe_exception
+from server.jobs._worker import Foreground, Handler, JobContext, JobFailed, WorkerPool, describe_exception
 from server.jobs.builtin import AUDIT_PRUNE, JOBS_PURGE, builtin_handlers, schedule_builtins
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "RUNNING",
     "STATES",
     "ClaimedJob",
+    "Foreground",
     "Handler",
     "JobContext",
     "JobFailed",

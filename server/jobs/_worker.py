@@ -78,13 +78,39 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__} at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
+class Foreground:
+    """The work job workers give way to: the server counts its requests in flight here.
+
+    ``begin()`` and ``end()`` around each request (the request log does it); ``busy()`` tells the
+    workers of the same process to pause between jobs (``[jobs] yield_ms``).  With Python's one
+    interpreter lock, a worker thread running a job takes the CPU from the requests of its process;
+    pausing between jobs while requests are in flight lets them go first, and the jobs, durable in
+    the database, catch up as soon as the server is idle."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+    def busy(self) -> bool:
+        return self._count > 0
+
+
 class WorkerPool:
     """``threads`` workers claiming the kinds of ``handlers``, plus a scheduler for periodic jobs.
 
     ``start()`` starts the threads; ``notify()`` (also called by the queue when
     a job is enqueued in this process) wakes idle workers at once instead of
     at their next poll; ``stop(timeout)`` stops claiming and waits for the
-    running handlers.
+    running handlers.  ``yield_to`` (a :class:`Foreground`'s ``busy``) makes
+    each worker pause ``yield_seconds`` after a job while it answers True.
     """
 
     def __init__(
@@ -96,8 +122,12 @@ class WorkerPool:
         poll: float = 0.5,
         scheduler: bool = True,
         name: str | None = None,
+        yield_to: Callable[[], bool] | None = None,
+        yield_seconds: float = 0.05,
     ) -> None:
         self.queue = queue
+        self.yield_to = yield_to
+        self.yield_seconds = yield_seconds
         self.handlers = dict(handlers)
         self.threads = queue.settings.workers if threads is None else threads
         self.poll = poll
@@ -209,6 +239,8 @@ class WorkerPool:
                 worked = False
                 self._stopping.wait(self.poll)
             if worked:
+                if self.yield_to is not None and self.yield_seconds > 0 and self.yield_to():
+                    self._stopping.wait(self.yield_seconds)  # requests first; the next job after a pause
                 continue
             with self._cond:
                 if self._generation == generation and not self._stopping.is_set():

@@ -437,6 +437,12 @@ class PluginFacade:
         return [job for job in instance.jobs.periodic() if job.name.startswith(f"{self.name}.")]
 
     @property
+    def lease_seconds(self) -> float:
+        """How long a job may run before another worker may take it over (``[jobs] lease_seconds``)."""
+        instance, _ = self._core()
+        return float(instance.settings.jobs.lease_seconds)
+
+    @property
     def base_url(self) -> str:
         """The server's public address (``[server] public_url``), for links in notifications."""
         instance, _ = self._core()

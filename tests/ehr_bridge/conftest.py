@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from plugins.ehr_bridge.bridge import SEND
+from server.instance import EVENT_JOB
+from server.jobs import JobInfo
 from server.plugins import NodeInfo
 from server.policy import ROLE_ORG_ADMIN
 from server.pytest_plugin import MedDAVServer
@@ -30,6 +33,8 @@ TOKEN = "ehr-secret-token-for-tests"
 SYSTEM = "urn:meddav:test:document"
 PATIENT_PROPERTY = "{urn:meddav:ehr}patient-id"
 ORGANISATION = "Default organisation"
+#: How the key of a file event's delivery to the bridge starts.
+EVENT_KEY = "ehr_bridge:FileWritten:"
 
 
 def identifier_of(entry: Entry) -> str:
@@ -121,6 +126,12 @@ class Bridged:
     def settle(self, timeout: float = 20) -> dict[str, int]:
         """Wait until no job is pending or running."""
         return self.server.wait_for_jobs(timeout=timeout)
+
+    def send_jobs(self, state: str | None = None) -> list[JobInfo]:
+        """The jobs that send documents: the bridge's event deliveries, and ``ehr_bridge.send`` jobs."""
+        jobs = self.server.instance.jobs
+        events = [job for job in jobs.list(state=state, kind=EVENT_JOB, limit=500) if job.key.startswith(EVENT_KEY)]
+        return events + jobs.list(state=state, kind=SEND, limit=500)
 
     def status(self) -> dict[str, Any]:
         from plugins.ehr_bridge import bridge_of

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plugins.ehr_bridge.bridge import SEND
-from server.jobs import DEAD
+from server.jobs import DEAD, JobInfo
 from tests.ehr_bridge.conftest import Bridged, wait_until
 from tests.helpers import self_signed
 
@@ -20,14 +19,14 @@ from tests.helpers import self_signed
 SLOW_RETRIES = {"max_attempts": 8, "backoff_seconds": 60, "max_backoff_seconds": 60}
 
 
-def send_jobs(bridged: Bridged, state: str | None = None) -> list[object]:
-    return bridged.server.instance.jobs.list(state=state, kind=SEND, limit=100)
+def send_jobs(bridged: Bridged, state: str | None = None) -> list[JobInfo]:
+    return bridged.send_jobs(state)
 
 
 def attempted(bridged: Bridged, count: int) -> bool:
     """Whether every send job has had at least ``count`` attempts (and none is running)."""
     jobs = send_jobs(bridged)
-    return bool(jobs) and all(job.attempts >= count and job.state != "running" for job in jobs)  # type: ignore[attr-defined]
+    return bool(jobs) and all(job.attempts >= count and job.state != "running" for job in jobs)
 
 
 @pytest.mark.parametrize("mode", ["error500", "down"])
@@ -108,12 +107,13 @@ def test_an_exhausted_job_is_dead_lettered_then_delivered_by_meddav_jobs_retry(
     bridged.patient("Dupont Jeanne", "1850712345678")
     bridged.ehr.mode = "down"
     bridged.put("Patients/Dupont Jeanne/CR.txt", b"compte rendu")
-    assert wait_until(lambda: [job.state for job in send_jobs(bridged)] == [DEAD])  # type: ignore[attr-defined]
+    assert wait_until(lambda: [job.state for job in send_jobs(bridged)] == [DEAD])
     listed = subprocess.run(
         [sys.executable, "-m", "server", "--config", str(bridged.server.config_path), "jobs", "list", "--dead"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    assert SEND in listed.stdout and "Dupont" not in listed.stdout
+    assert "plugins.event" in listed.stdout and "dpi: the EHR refused the connection" in listed.stdout
+    assert "Dupont" not in listed.stdout
     assert bridged.ehr.documents == []
 
     bridged.ehr.mode = "ok"
