@@ -482,7 +482,7 @@ SCHEMA: tuple[Section, ...] = (
                 200,
                 "Workers inside `meddav serve` pause this long between two jobs while users' requests are in "
                 "flight, so that requests get the CPU first; the jobs catch up when the server is idle (0: no pause).",
-                integer(0, 1000),
+                integer(0, 10000),
             ),
         ),
     ),
