@@ -77,10 +77,12 @@ class Instance:
         def deliver(ctx: Any) -> None:
             name = ctx.payload["plugin"]
             event = from_payload(ctx.payload["event"])
-            # Plugins.deliver counts the hook's exceptions itself; the guard adds its time-out.
-            self.plugins.guarded(name, "meddav_event", lambda _: self.plugins.deliver(name, event), count_errors=False)(
-                ctx
-            )
+
+            def hand_over(_: Any) -> None:
+                self.plugins.deliver(name, event)
+
+            # Plugins.deliver counts the hook's exceptions itself; the guard adds the time-out.
+            self.plugins.guarded(name, "meddav_event", hand_over, count_errors=False)(ctx)
 
         channels = self.plugins.notification_channels()
 
@@ -210,9 +212,9 @@ class _Grants:
 
     def ids(self, tx: Tx, plugin: str) -> frozenset[int]:
         if plugin not in self._complete:
-            found = {tx.scalar(_ORG_BY_NAME, name=name) for name in self._names[plugin]} - {None}
+            found = [tx.scalar(_ORG_BY_NAME, name=name) for name in self._names[plugin]]
             self._ids[plugin] = frozenset(int(org_id) for org_id in found if org_id is not None)
-            if len(found) == len(self._names[plugin]):
+            if None not in found:
                 self._complete.add(plugin)
         return self._ids[plugin]
 
