@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from server.testing import LiveServer, TestInstance
@@ -35,6 +35,27 @@ def server(
 ) -> Iterator[tuple[LiveServer, TestInstance]]:
     inst = make_test_instance(LENIENT_THROTTLE)
     yield start_server(inst), inst
+
+
+def _replaced(old: Any) -> Any:
+    """A wait condition: the page of ``old`` (its root element) has been replaced by the next one.
+
+    Selenium's ``staleness_of`` only counts StaleElementReferenceException; while the old document is
+    being torn down Chromium may answer "Node with given id does not belong to the document" as a plain
+    WebDriverException instead (seen once in CI): that is a replaced page too."""
+
+    def check(driver: Any) -> bool:
+        try:
+            old.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+        return False
+
+    return check
 
 
 class Page:
@@ -66,7 +87,7 @@ class Page:
     def press(self, element: Any) -> None:
         old = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(self.driver, 10).until(staleness_of(old))
+        WebDriverWait(self.driver, 10).until(_replaced(old))
 
     def login(self, username: str, password: str) -> None:
         self.open("/ui/login")
