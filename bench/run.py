@@ -51,35 +51,6 @@ TARGETS = (
 )
 
 
-class PlainWsgidav:
-    def __init__(self, root: Path) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "plain_wsgidav.py"),
-                "--root",
-                str(root),
-                "--user",
-                "bench",
-                "--password",
-                "bench",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("URL="):
-            raise RuntimeError("plain wsgidav did not start")
-        self.dav_url = line[4:].strip()
-        self.pid = self.process.pid
-        time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
-
-
 def run_workload(name: str, dav: workloads.Dav, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     base = workloads.fresh_collection(dav)
     try:
@@ -161,10 +132,12 @@ def main() -> int:
                 stack.enter_context(Child(worker, nice=10, url=False))
         (tmp_path / "wsgidav").mkdir()
         meddav = ServerProcess(inst.config_path)
-        plain = PlainWsgidav(tmp_path / "wsgidav")
+        plain_command = [sys.executable, str(HERE / "plain_wsgidav.py"), "--root", str(tmp_path / "wsgidav")]
+        plain = stack.enter_context(Child([*plain_command, "--user", "bench", "--password", "bench"], quiet=False))
+        time.sleep(0.2)
         servers = {
             "meddav": (workloads.Dav(meddav.dav_url, inst.user, inst.password), meddav.pid),
-            "wsgidav": (workloads.Dav(plain.dav_url, "bench", "bench"), plain.pid),
+            "wsgidav": (workloads.Dav(plain.url, "bench", "bench"), plain.pid),
         }
         try:
             for number in range(1, args.rounds + 1):
@@ -182,8 +155,7 @@ def main() -> int:
                         print(f" {current[server][name]}", file=sys.stderr)
                 rounds.append(current)
         finally:
-            meddav.stop()
-            plain.stop()
+            meddav.stop()  # plain wsgidav and the other children stop with the stack
     results = combine(rounds)
 
     report = {
@@ -206,19 +178,21 @@ EHR_TOKEN = "bench-ehr-token"
 
 
 class Child:
-    """A helper process of the benchmark (the EHR stand-in, a job worker), at a lower CPU priority.
+    """A process the benchmark starts beside the servers: plain wsgidav, the EHR stand-in, a job worker.
 
-    The EHR would run on another machine; on this one it gets ``nice`` so that it takes the CPU the
-    servers and the client leave.  With ``url``, it prints ``URL=...`` first (tests/fhir_server.py)."""
+    With ``url``, it prints ``URL=...`` first (bench/plain_wsgidav.py, tests/fhir_server.py).  The EHR
+    would run on another machine; on this one it gets ``nice`` so that it takes the CPU the servers
+    and the client leave.  ``quiet``: its log would interleave with the benchmark's progress."""
 
-    def __init__(self, command: list[str], *, nice: int = 0, url: bool = True) -> None:
+    def __init__(self, command: list[str], *, nice: int = 0, url: bool = True, quiet: bool = True) -> None:
         self.process = subprocess.Popen(
-            ["nice", "-n", str(nice), *command],
+            ["nice", "-n", str(nice), *command] if nice else command,
             stdout=subprocess.PIPE if url else subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,  # its log would interleave with the benchmark's progress
+            stderr=subprocess.DEVNULL if quiet else None,
             text=True,
             cwd=HERE.parent,
         )
+        self.pid = self.process.pid  # nice execs the command: the same process
         self.url = ""
         if url:
             assert self.process.stdout is not None
