@@ -70,6 +70,7 @@ class Plugins:
         self.failures: Counter[tuple[str, str]] = Counter()
         #: Told of each failure (plugin, hook): the instance audits them.
         self.on_failure: Callable[[str, str], None] | None = None
+        self._channels: dict[str, Callable[[str, str, Any], None]] | None = None
 
     def _failed(self, name: str, hook: str) -> None:
         self.failures[(name, hook)] += 1
@@ -84,7 +85,14 @@ class Plugins:
         return [(name, bp) for name, bp in self.call_each("meddav_web_blueprint") if bp is not None]
 
     def notification_channels(self) -> dict[str, Callable[[str, str, Any], None]]:
-        """Every plugin's notification channels, by name (a name taken twice: the first plugin keeps it)."""
+        """Every plugin's notification channels, by name (a name taken twice: the first plugin keeps it).
+
+        Asked of the plugins once: every notification checks its channel here."""
+        if self._channels is None:
+            self._channels = self._collect_channels()
+        return self._channels
+
+    def _collect_channels(self) -> dict[str, Callable[[str, str, Any], None]]:
         channels: dict[str, Callable[[str, str, Any], None]] = {}
         for name, result in self.call_each("meddav_notification_channels"):
             for channel, send in (result or {}).items():
