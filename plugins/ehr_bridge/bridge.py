@@ -360,7 +360,7 @@ class Bridge:
             self.plugin.notify(address, "plugin_alert", context, locale=locale)
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """What the status page shows, per EHR (plus the reconciliations under ``sync``)."""
+        """What the status page shows of each EHR (the reconciliations' runs are under ``sync:<name>``)."""
         return {name: _status(self.plugin.state_get(f"status:{name}", {})) for name in self.endpoints}
 
 

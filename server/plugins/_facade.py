@@ -40,6 +40,7 @@ from server.mail import TEMPLATES
 from server.policy import Action, Organisation, PluginPrincipal
 
 if TYPE_CHECKING:
+    from server.accounts import UserInfo
     from server.instance import Instance
     from server.tree import Entry
 
@@ -557,7 +558,7 @@ def _version_tag(blob_id: str) -> str:
     return hashlib.sha256(b"meddav/version-tag/" + blob_id.encode()).hexdigest()[:16]
 
 
-def _ref(info: Any) -> UserRef:
+def _ref(info: UserInfo) -> UserRef:
     return UserRef(
         id=info.id,
         username=info.username,
