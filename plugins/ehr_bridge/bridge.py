@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,30 +290,34 @@ class Bridge:
 
     # -- what the status page shows -------------------------------------------------------------------
 
+    def _edit_status(self, ehr: str, edit: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``edit`` to an EHR's status record (every field present), in one write transaction."""
+
+        def change(value: Any) -> dict[str, Any]:
+            status = _status(value)
+            edit(status)
+            return status
+
+        self.plugin.state_update(f"status:{ehr}", change, {})
+
     def _sent(self, feed: Feed, *, created: bool) -> None:
         now = self.plugin.now()
 
-        def change(status: dict[str, Any]) -> dict[str, Any]:
-            status = _status(status)
+        def edit(status: dict[str, Any]) -> None:
             status["sent" if created else "already"] += 1
             status["last_sent_at"] = now
             status["problems"] = {}  # the EHR took a document: whatever was wrong is fixed
-            return status
 
-        self.plugin.state_update(f"status:{feed.ehr}", change, {})
+        self._edit_status(feed.ehr, edit)
 
     def _skipped(self, feed: Feed, node_id: int, reason: str) -> None:
-        now = self.plugin.now()
+        entry = {"at": self.plugin.now(), "node_id": node_id, "reason": reason, "feed": feed.label}
 
-        def change(status: dict[str, Any]) -> dict[str, Any]:
-            status = _status(status)
-            skipped = [s for s in status["skipped"] if s["node_id"] != node_id]
-            status["skipped"] = [{"at": now, "node_id": node_id, "reason": reason, "feed": feed.label}, *skipped][
-                :_SKIPPED_KEPT
-            ]
-            return status
+        def edit(status: dict[str, Any]) -> None:
+            others = [s for s in status["skipped"] if s["node_id"] != node_id]
+            status["skipped"] = [entry, *others][:_SKIPPED_KEPT]
 
-        self.plugin.state_update(f"status:{feed.ehr}", change, {})
+        self._edit_status(feed.ehr, edit)
         logger.warning("ehr_bridge: node %d not sent (%s, %s)", node_id, reason, feed.label)
 
     def failed(self, feed: Feed, failure: Failure, *, node_id: int | None = None) -> None:
@@ -322,15 +326,13 @@ class Bridge:
         entry = {"at": now, "kind": failure.kind, "status": failure.status, "message": failure.message}
         entry |= {"feed": feed.label, "node_id": node_id}
 
-        def change(status: dict[str, Any]) -> dict[str, Any]:
-            status = _status(status)
+        def edit(status: dict[str, Any]) -> None:
             status["errors"] = [entry, *status["errors"]][:_ERRORS_KEPT]
             status["failures"] += 1
             if failure.kind in CONFIG_KINDS:
                 status["problems"][failure.kind] = {"at": now, "message": failure.message, "status": failure.status}
-            return status
 
-        self.plugin.state_update(f"status:{feed.ehr}", change, {})
+        self._edit_status(feed.ehr, edit)
         logger.warning("ehr_bridge: %s (%s, %s)", failure.message, failure.kind, feed.label)
         if failure.kind in CONFIG_KINDS:
             self._alert(feed, failure, now)
