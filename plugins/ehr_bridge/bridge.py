@@ -298,7 +298,8 @@ class Bridge:
             edit(status)
             return status
 
-        self.plugin.state_update(f"status:{ehr}", change, {})
+        # Counters and the last problems, shown to people: a power cut may cost their last second.
+        self.plugin.state_update(f"status:{ehr}", change, {}, durable=False)
 
     def _sent(self, feed: Feed, *, created: bool) -> None:
         now = self.plugin.now()

@@ -101,7 +101,7 @@ class Database:
         full = settings.database.sqlite_synchronous == "full"
         if self.is_sqlite and full and settings.database.namespace_sync_ms and database_file:
             self._syncer = WalSyncer(Path(database_file), settings.database.namespace_sync_ms / 1000)
-        self.durable_commits = 0  # counted by grouped(), for tests and metrics
+        self.durable_commits = 0  # counted by write() and grouped(), for tests and metrics
         self.deferred_commits = 0
 
     def _setup_sqlite(self, settings: Settings) -> None:
@@ -174,8 +174,15 @@ class Database:
                 conn.rollback()
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
+    def write(self, *, durable: bool = True) -> Iterator[Tx]:
         """A unit of work that commits when the block ends without an exception.
+
+        ``durable=False`` is for bookkeeping that a power cut may undo without
+        losing anything (a job's claim or completion: the job runs again, as
+        at-least-once delivery allows; a lock that expires anyway): the commit
+        skips the WAL fsync, done within ``[database] namespace_sync_ms`` like
+        a change of names (see :meth:`grouped`).  It survives a crash of the
+        process at once.
 
         On SQLite, writers of this process queue on a Python lock first: SQLite
         allows one writer anyway, and its own busy handler waits by sleeping
@@ -193,7 +200,8 @@ class Database:
             if self.is_sqlite:
                 # Take the write lock now (waiting up to busy_timeout), not at the first write.
                 conn.execute("BEGIN IMMEDIATE")
-            yield Tx(conn, self.engine.dialect)
+            tx = Tx(conn, self.engine.dialect)
+            yield tx
         except self._driver_errors:
             self._discard()
             raise
@@ -201,7 +209,7 @@ class Database:
             conn.rollback()
             raise
         else:
-            self._commit(conn, durable=True)
+            self._commit(conn, durable=durable or tx.durable or self._syncer is None)
         finally:
             self._local.depth = 0
             if self._writer_lock is not None:

@@ -466,18 +466,23 @@ class PluginFacade:
             return default
         return json.loads(instance.state_sealer.open(self.name, key, row.value))
 
-    def state_set(self, key: str, value: Any) -> None:
-        """Store a JSON-able value under ``key`` (replacing the previous one)."""
-        self.state_update(key, lambda _: value)
+    def state_set(self, key: str, value: Any, *, durable: bool = True) -> None:
+        """Store a JSON-able value under ``key`` (replacing the previous one); ``durable`` as for
+        :meth:`state_update`."""
+        self.state_update(key, lambda _: value, durable=durable)
 
-    def state_update(self, key: str, change: Callable[[Any], Any], default: Any = None) -> Any:
+    def state_update(self, key: str, change: Callable[[Any], Any], default: Any = None, *, durable: bool = True) -> Any:
         """Replace the value under ``key`` by ``change(value)`` (``default`` when absent) in one write
-        transaction, so that concurrent updates (counters, error lists) are not lost; returns the new value."""
+        transaction, so that concurrent updates (counters, error lists) are not lost; returns the new value.
+
+        Stored on disk before it returns.  ``durable=False`` is for records that may lose their last
+        second to a power cut (counters, a status shown to people): the write then costs no disk flush of
+        its own (``[database] namespace_sync_ms``); it survives a crash of the process all the same."""
         instance, _ = self._core()
         _own_key(key)
         for attempt in (1, 2):
             try:
-                with instance.db.write() as tx:
+                with instance.db.write(durable=durable) as tx:
                     row = tx.one(_STATE_GET_FOR_UPDATE, plugin=self.name, key=key)
                     old = default if row is None else json.loads(instance.state_sealer.open(self.name, key, row.value))
                     new = change(old)
@@ -496,7 +501,8 @@ class PluginFacade:
     def once_per(self, key: str, seconds: float) -> bool:
         """True at most once per ``seconds`` for ``key``, across threads, workers and restarts
         (e.g. one alert an hour per kind of error); records the time when it answers True.  Its keys are
-        apart from those of :meth:`state_set`."""
+        apart from those of :meth:`state_set`.  A power cut may undo the last second's records (one more
+        True then), never the older ones."""
         instance, _ = self._core()
         _own_key(key)
         return self._claim(f"once:{key}", instance.jobs.clock(), seconds)
@@ -514,14 +520,15 @@ class PluginFacade:
             yield held
         finally:
             if held:  # only our own hold: one taken over after it expired carries another time
-                with instance.db.write() as tx:
+                with instance.db.write(durable=False) as tx:
                     tx.run(_STATE_RELEASE, plugin=self.name, key=full, at=now)
 
     def _claim(self, key: str, now: float, seconds: float) -> bool:
         instance, _ = self._core()
         sealed = self._seal(key, now)
         try:
-            with instance.db.write() as tx:
+            # Undone by a power cut, a hold is free again (its holder died too) and a period begins again.
+            with instance.db.write(durable=False) as tx:
                 if tx.run(_STATE_CLAIM, plugin=self.name, key=key, value=sealed, now=now, before=now - seconds):
                     return True
                 if tx.one(_STATE_GET, plugin=self.name, key=key) is not None:

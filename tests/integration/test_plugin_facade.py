@@ -697,6 +697,29 @@ def test_once_per_answers_true_once_per_period_per_plugin_and_key(world: Callabl
     assert restarted.plugins.facades["probe"].once_per("alert:401", 3600) is True
 
 
+def test_records_are_durable_unless_the_plugin_says_they_need_not_be(world: Callable[..., World]) -> None:
+    """A record is on disk when state_set returns; counters (durable=False), once_per and exclusive
+    records skip their own fsync (a power cut may undo their last second, a crash never)."""
+    probe = Probe()
+    w = world({"probe": probe})
+    f, db = probe.f, w.instance.db
+
+    def counted(action: Callable[[], object]) -> tuple[int, int]:
+        before = (db.durable_commits, db.deferred_commits)
+        action()
+        return db.durable_commits - before[0], db.deferred_commits - before[1]
+
+    def hold() -> None:
+        with f.exclusive("send:1", 60) as held:
+            assert held
+
+    assert counted(lambda: f.state_set("code", {"issued": 1})) == (1, 0)
+    assert counted(lambda: f.state_update("counts", lambda n: (n or 0) + 1, durable=False)) == (0, 1)
+    assert counted(lambda: f.once_per("alert:401", 3600)) == (0, 1)
+    assert counted(hold) == (0, 2)  # taken, then released
+    assert f.state_get("counts") == 1 and f.state_get("code") == {"issued": 1}
+
+
 def test_once_per_is_true_for_one_thread_only(world: Callable[..., World]) -> None:
     probe = Probe()
     world({"probe": probe})

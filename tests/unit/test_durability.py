@@ -164,3 +164,33 @@ def test_a_batch_with_durable_work_commits_durably(make_test_instance: Any) -> N
         assert sorted(results) == ["content", "names"]
         assert made["durable"] == 1
         assert made["durable"] + made["deferred"] == 2  # the holder's batch, then both together
+
+
+def test_a_job_is_durable_once_enqueued_and_its_bookkeeping_is_not(make_test_instance: Any) -> None:
+    """A power cut may undo a claim or a completion (the job runs again), never the job itself."""
+    with opened(make_test_instance) as instance:
+        jobs = instance.jobs
+        with commits(instance.db) as made:
+            jobs.enqueue(None, "test.durability", "one", {"n": 1})
+        assert made == {"durable": 1, "deferred": 0}
+
+        with commits(instance.db) as made:
+            claimed = jobs.claim("worker-1", ["test.durability"])
+            assert claimed is not None
+            renewed = jobs.extend(claimed)
+            assert renewed is not None
+            assert jobs.fail(renewed, "worker-1", "the EHR is down")
+        assert made == {"durable": 0, "deferred": 3}
+
+        with commits(instance.db) as made:
+            again = jobs.claim("worker-1", ["test.durability"], now=jobs.clock() + 86400)
+            assert again is not None and again.attempt == 2
+            assert jobs.complete(again, "worker-1")
+        assert made == {"durable": 0, "deferred": 2}
+
+
+def test_work_that_requires_durability_overrides_a_deferred_write(make_test_instance: Any) -> None:
+    with opened(make_test_instance) as instance:
+        with commits(instance.db) as made, instance.db.write(durable=False) as tx:
+            tx.require_durable()
+        assert made == {"durable": 1, "deferred": 0}
