@@ -132,6 +132,15 @@ def main() -> int:
                 stack.enter_context(Child(worker, nice=10, url=False))
         (tmp_path / "wsgidav").mkdir()
         meddav = ServerProcess(inst.config_path)
+        stack.callback(meddav.stop)  # stopped with the stack, like every other child
+        # With the bridge, MedDAV without any plugin runs beside it: the bridge's own cost, in the same run.
+        unplugged: ServerProcess | None = None
+        if args.ehr_bridge:
+            bare = make_instance(
+                tmp_path / "meddav-bare" / "data", fast=False, settings=meddav_options(args.meddav_option)
+            )
+            unplugged = ServerProcess(bare.config_path)
+            stack.callback(unplugged.stop)
         plain_command = [sys.executable, str(HERE / "plain_wsgidav.py"), "--root", str(tmp_path / "wsgidav")]
         plain = stack.enter_context(Child([*plain_command, "--user", "bench", "--password", "bench"], quiet=False))
         time.sleep(0.2)
@@ -139,23 +148,24 @@ def main() -> int:
             "meddav": (workloads.Dav(meddav.dav_url, inst.user, inst.password), meddav.pid),
             "wsgidav": (workloads.Dav(plain.url, "bench", "bench"), plain.pid),
         }
-        try:
-            for number in range(1, args.rounds + 1):
-                current: dict[str, dict[str, Any]] = {"meddav": {}, "wsgidav": {}}
-                for name in args.workloads:
-                    # Alternate which server goes first, so neither always runs on a warmer machine.
-                    order = list(servers) if number % 2 else list(reversed(servers))
-                    for server in order:
-                        dav, pid = servers[server]
-                        print(f"round {number} {name:9} {server:8} ...", end="", flush=True, file=sys.stderr)
-                        current[server][name] = run_workload(name, dav, pid, args)
-                        if server == "meddav" and drain is not None:
-                            # Until every document written reached the EHR (the next workload starts clean).
-                            current[server][name]["bridge_drain_s"] = round(drain(), 1)
-                        print(f" {current[server][name]}", file=sys.stderr)
-                rounds.append(current)
-        finally:
-            meddav.stop()  # plain wsgidav and the other children stop with the stack
+        if unplugged is not None:
+            servers[UNPLUGGED] = (workloads.Dav(unplugged.dav_url, bare.user, bare.password), unplugged.pid)
+        for number in range(1, args.rounds + 1):
+            current: dict[str, dict[str, Any]] = {server: {} for server in servers}
+            for name in args.workloads:
+                # Rotate which server goes first, so none always runs on a warmer machine.
+                names = list(servers)
+                shift = (number - 1) % len(names)
+                order = names[shift:] + names[:shift]
+                for server in order:
+                    dav, pid = servers[server]
+                    print(f"round {number} {name:9} {server:8} ...", end="", flush=True, file=sys.stderr)
+                    current[server][name] = run_workload(name, dav, pid, args)
+                    if server == "meddav" and drain is not None:
+                        # Until every document written reached the EHR (the next workload starts clean).
+                        current[server][name]["bridge_drain_s"] = round(drain(), 1)
+                    print(f" {current[server][name]}", file=sys.stderr)
+            rounds.append(current)
     results = combine(rounds)
 
     report = {
@@ -175,6 +185,8 @@ def main() -> int:
 
 
 EHR_TOKEN = "bench-ehr-token"
+#: With --ehr-bridge: MedDAV without any plugin, measured in the same run.
+UNPLUGGED = "meddav-no-plugin"
 
 
 class Child:
@@ -296,6 +308,22 @@ def table(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {workload} | peak RSS MiB | {res['meddav'][workload].get('peak_rss_mib')} | "
                 f"{res['wsgidav'][workload].get('peak_rss_mib')} | | | |"
+            )
+    if UNPLUGGED in res:
+        lines += [
+            "",
+            "The EHR bridge's own cost: MedDAV with the bridge over MedDAV without any plugin, same run",
+            "",
+            "| workload | figure | with the bridge | without plugin | ratio: median of rounds (min-max) |",
+            "|---|---|---|---|---|",
+        ]
+        for workload, figure, _, _ in TARGETS:
+            if workload not in res["meddav"]:
+                continue
+            ratios = sorted(r["meddav"][workload][figure] / r[UNPLUGGED][workload][figure] for r in report["rounds"])
+            lines.append(
+                f"| {workload} | {figure} | {res['meddav'][workload][figure]} | {res[UNPLUGGED][workload][figure]} "
+                f"| {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) |"
             )
     if "rss" in res["meddav"]:
         growth = res["meddav"]["rss"]["growth_mib"]
