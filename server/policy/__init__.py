@@ -32,6 +32,19 @@ data and checks every cell):
   create and write; never delete, share or administer), and the group
   folder's own root stays out of their reach for writing.  On an
   organisation they may list its accounts (to look a user up), nothing more.
+- **Shares** (``server.sharing``).  A node reached through a share is the
+  subject :class:`Shared`: the node, the share as :class:`ShareGrant`, and the
+  time of the request.  The share's recipient (the colleague of a
+  collaborative share, or the :class:`SharePrincipal` of whoever opened an
+  external link) gets the share's mode there, while the share is live
+  (neither revoked nor expired at that time): ``read`` lists and reads;
+  ``write`` also creates, writes and deletes, but never deletes the shared
+  item itself, nor renames a shared folder; ``dropbox`` (folders only) only
+  creates in the shared folder and sees nothing of what it holds.  A
+  recipient never shares further nor administers.  A colleague's share needs
+  both in the same organisation.  Anyone else, the owner included, is
+  answered on the node as if no share were involved, and a link's
+  principal gets nothing anywhere else.
 - A disabled principal may do nothing.
 
 Roles are capabilities, not a hierarchy of trust: a future "support admin"
@@ -53,13 +66,18 @@ __all__ = [
     "ROLE_INSTANCE_ADMIN",
     "ROLE_MEMBER",
     "ROLE_ORG_ADMIN",
+    "SHARE_MODES",
     "Action",
     "AnyPrincipal",
+    "IdentifiedNode",
     "InstanceSubject",
     "Node",
     "Organisation",
     "PluginPrincipal",
     "Principal",
+    "ShareGrant",
+    "SharePrincipal",
+    "Shared",
     "allows",
     "require",
     "second_factor_required",
@@ -149,8 +167,59 @@ class PluginPrincipal:
         return f"plugin:{self.plugin}"
 
 
-AnyPrincipal = Principal | PluginPrincipal
-Subject = Node | Organisation | InstanceSubject
+#: The modes of a share: what its recipient may do through it.
+SHARE_MODES = ("read", "write", "dropbox")
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGrant:
+    """A share as the policy sees it (``server.sharing`` builds it from the share's row)."""
+
+    share_id: int
+    root_id: int  # the shared file or folder
+    owner_id: int
+    org_id: int
+    mode: str  # one of SHARE_MODES
+    recipient_user_id: int | None  # the colleague of a collaborative share; None for an external link
+    expires_at: float | None = None
+    revoked: bool = False
+
+    def live(self, at: float) -> bool:
+        return not self.revoked and (self.expires_at is None or at < self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class SharePrincipal:
+    """Whoever opened an external share's link and proved it (password or e-mailed code)."""
+
+    share: ShareGrant
+    disabled: bool = False
+
+    @property
+    def username(self) -> str:
+        return f"share:{self.share.share_id}"
+
+
+class IdentifiedNode(Node, Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def is_dir(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """A node reached through a share: the resolver walked from ``share.root_id`` down to ``node``,
+    at the time ``at`` (seconds since the epoch) of the request."""
+
+    node: IdentifiedNode
+    share: ShareGrant
+    at: float
+
+
+AnyPrincipal = Principal | PluginPrincipal | SharePrincipal
+Subject = Node | Organisation | InstanceSubject | Shared
 
 _PRIVATE_OWNER = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE, _A.SHARE})
 _CONTENT = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE})
@@ -173,7 +242,7 @@ def _group_actions(principal: Principal, node: Node) -> frozenset[Action]:
     return frozenset(granted)
 
 
-def _plugin_actions(principal: PluginPrincipal, subject: Subject) -> frozenset[Action]:
+def _plugin_actions(principal: PluginPrincipal, subject: Node | Organisation | InstanceSubject) -> frozenset[Action]:
     if isinstance(subject, InstanceSubject) or subject.org_id not in principal.org_ids:
         return frozenset()
     if isinstance(subject, Organisation):
@@ -184,22 +253,61 @@ def _plugin_actions(principal: PluginPrincipal, subject: Subject) -> frozenset[A
     return granted
 
 
+_SHARE_MODES: dict[str, frozenset[Action]] = {
+    "read": _READ_ONLY,
+    "write": _CONTENT,
+    "dropbox": frozenset({_A.CREATE}),
+}
+
+
+def _share_actions(principal: AnyPrincipal, shared: Shared) -> frozenset[Action] | None:
+    """The actions a share gives ``principal`` on ``shared``; None when it is not the share's recipient
+    (the node is then judged as itself)."""
+    grant = shared.share
+    if isinstance(principal, SharePrincipal):
+        recipient = grant.recipient_user_id is None and principal.share.share_id == grant.share_id
+    elif isinstance(principal, Principal):
+        recipient = grant.recipient_user_id == principal.user_id and grant.org_id == principal.org_id
+    else:
+        recipient = False
+    if not recipient:
+        return None
+    if not grant.live(shared.at):
+        return frozenset()
+    granted = _SHARE_MODES.get(grant.mode, frozenset())
+    node = shared.node
+    if node.id == grant.root_id:
+        granted = granted - {_A.DELETE} - ({_A.WRITE} if node.is_dir else frozenset())
+        if grant.mode == "dropbox" and not node.is_dir:
+            granted = frozenset()
+    elif grant.mode == "dropbox":
+        granted = frozenset()  # what the drop box holds, even what the recipient put there: nothing
+    return granted
+
+
 def _actions(principal: AnyPrincipal, subject: Subject) -> frozenset[Action]:
     if principal.disabled:
         return frozenset()
+    if isinstance(subject, Shared):
+        through_share = _share_actions(principal, subject)
+        if through_share is not None:
+            return through_share
+    target = subject.node if isinstance(subject, Shared) else subject
+    if isinstance(principal, SharePrincipal):
+        return frozenset()  # a link opens its share, nothing else
     if isinstance(principal, PluginPrincipal):
-        return _plugin_actions(principal, subject)
-    if isinstance(subject, InstanceSubject):
+        return _plugin_actions(principal, target)
+    if isinstance(target, InstanceSubject):
         return frozenset({_A.LIST, _A.ADMINISTER}) if principal.role == ROLE_INSTANCE_ADMIN else frozenset()
-    if isinstance(subject, Organisation):
+    if isinstance(target, Organisation):
         if principal.role == ROLE_INSTANCE_ADMIN or (
-            principal.role == ROLE_ORG_ADMIN and subject.org_id == principal.org_id
+            principal.role == ROLE_ORG_ADMIN and target.org_id == principal.org_id
         ):
             return frozenset({_A.LIST, _A.ADMINISTER})
         return frozenset()
-    if subject.group_id is not None:
-        return _group_actions(principal, subject)
-    if subject.owner_id == principal.user_id and subject.org_id == principal.org_id:
+    if target.group_id is not None:
+        return _group_actions(principal, target)
+    if target.owner_id == principal.user_id and target.org_id == principal.org_id:
         return _PRIVATE_OWNER
     return frozenset()
 
@@ -218,5 +326,5 @@ def allows(principal: AnyPrincipal, subject: Subject, action: Action) -> bool:
 def require(principal: AnyPrincipal, subject: Subject, action: Action) -> None:
     """Raise :class:`~server.errors.PolicyDenied` unless the action is allowed."""
     if not allows(principal, subject, action):
-        who = principal.username if isinstance(principal, PluginPrincipal) else f"user {principal.user_id}"
+        who = principal.username if not isinstance(principal, Principal) else f"user {principal.user_id}"
         raise PolicyDenied(f"{action.value} denied to {who}")

@@ -4,6 +4,11 @@ Rows are principals, columns are subjects; each cell lists the actions
 allowed (every other action is denied).  Organisation 10 has alice (owner of
 the private file), bob (member), olga (org admin), dora (disabled member);
 organisation 20 has eve (member), ivan (instance admin) and zoe (org admin).
+
+Shares: alice shares her folder 11 (holding file 13) with bob read-only, with
+olga read-write, as a drop box by link, and her file 12 read-write by link;
+one share to bob has expired and one to dora was revoked; one to eve, of
+another organisation, never counts.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from server.policy import (
     Organisation,
     PluginPrincipal,
     Principal,
+    Shared,
+    ShareGrant,
+    SharePrincipal,
     allows,
     require,
 )
@@ -37,6 +45,27 @@ class Node:
     group_id: int | None = None
     group_access: str | None = None
     parent_id: int | None = 1
+    id: int = 0
+    is_dir: bool = False
+
+
+NOW = 1_800_000_000.0
+FOLDER = Node(owner_id=1, org_id=10, id=11, is_dir=True)
+FILE_IN_FOLDER = Node(owner_id=1, org_id=10, parent_id=11, id=13)
+FILE = Node(owner_id=1, org_id=10, id=12)
+
+
+def grant(share_id: int, root: Node, mode: str, recipient: int | None, **kw: object) -> ShareGrant:
+    return ShareGrant(share_id, root.id, 1, 10, mode, recipient, **kw)  # type: ignore[arg-type]
+
+
+TO_BOB = grant(1, FOLDER, "read", 2)
+TO_OLGA = grant(2, FOLDER, "write", 4)
+DROP_BOX = grant(3, FOLDER, "dropbox", None)
+FILE_LINK = grant(4, FILE, "write", None, expires_at=NOW + 1)
+EXPIRED = grant(5, FOLDER, "write", 2, expires_at=NOW)
+REVOKED = grant(6, FOLDER, "write", 5, revoked=True)
+TO_EVE = grant(7, FOLDER, "write", 3)
 
 
 PRINCIPALS = {
@@ -50,6 +79,9 @@ PRINCIPALS = {
     "reader plugin": PluginPrincipal("reader", frozenset({10})),
     "writer plugin": PluginPrincipal("writer", frozenset({10}), access="read-write"),
     "disabled plugin": PluginPrincipal("off", frozenset({10}), access="read-write", disabled=True),
+    "drop box link": SharePrincipal(DROP_BOX),
+    "file link": SharePrincipal(FILE_LINK),
+    "disabled link": SharePrincipal(FILE_LINK, disabled=True),
 }
 
 SUBJECTS = {
@@ -62,7 +94,18 @@ SUBJECTS = {
     "organisation 10": Organisation(10),
     "organisation 20": Organisation(20),
     "the instance": INSTANCE,
+    "folder, shared to bob": Shared(FOLDER, TO_BOB, NOW),
+    "file inside, shared to bob": Shared(FILE_IN_FOLDER, TO_BOB, NOW),
+    "folder, shared to olga": Shared(FOLDER, TO_OLGA, NOW),
+    "file inside, shared to olga": Shared(FILE_IN_FOLDER, TO_OLGA, NOW),
+    "drop box": Shared(FOLDER, DROP_BOX, NOW),
+    "file inside the drop box": Shared(FILE_IN_FOLDER, DROP_BOX, NOW),
+    "file, shared by link": Shared(FILE, FILE_LINK, NOW),
+    "file inside, expired share to bob": Shared(FILE_IN_FOLDER, EXPIRED, NOW),
+    "file inside, revoked share to dora": Shared(FILE_IN_FOLDER, REVOKED, NOW),
+    "file inside, shared to eve": Shared(FILE_IN_FOLDER, TO_EVE, NOW),
 }
+SHARED = [name for name, subject in SUBJECTS.items() if isinstance(subject, Shared)]
 
 OWNER = "LIST READ CREATE WRITE DELETE SHARE"
 CONTENT = "LIST READ CREATE WRITE DELETE"
@@ -71,18 +114,23 @@ ADMIN_CONTENT = "LIST READ CREATE WRITE DELETE SHARE ADMINISTER"
 ADMIN_ROOT = "LIST READ CREATE SHARE ADMINISTER"
 ORG_ADMIN = "LIST ADMINISTER"
 WRITER = "LIST READ CREATE WRITE"
+# Through a share: the owner and everyone else as on the node itself (alice owns every shared node).
+ALICE_SHARED = dict.fromkeys(SHARED, OWNER)
 
 # fmt: off
 EXPECTED: dict[str, dict[str, str]] = {
     #         private file  private root  rw group file  rw group root  ro group file  ro group root  org 10     org 20
     "alice": {"alice's private file": OWNER, "alice's private root": OWNER,
               "rw group file": CONTENT, "rw group root": GROUP_ROOT,
-              "ro group file": "LIST READ", "ro group root": "LIST READ"},
+              "ro group file": "LIST READ", "ro group root": "LIST READ", **ALICE_SHARED},
     "bob":   {"rw group file": CONTENT, "rw group root": GROUP_ROOT,
-              "ro group file": "LIST READ", "ro group root": "LIST READ"},
+              "ro group file": "LIST READ", "ro group root": "LIST READ",
+              "folder, shared to bob": "LIST READ", "file inside, shared to bob": "LIST READ"},
     "olga":  {"rw group file": ADMIN_CONTENT, "rw group root": ADMIN_ROOT,
               "ro group file": ADMIN_CONTENT, "ro group root": ADMIN_ROOT,
-              "organisation 10": ORG_ADMIN},
+              "organisation 10": ORG_ADMIN,
+              # read-write: never deletes nor renames the shared folder itself, never shares further
+              "folder, shared to olga": "LIST READ CREATE", "file inside, shared to olga": CONTENT},
     "dora":  {},
     "eve":   {},
     "ivan":  {"rw group file": "ADMINISTER", "rw group root": "ADMINISTER",
@@ -93,12 +141,16 @@ EXPECTED: dict[str, dict[str, str]] = {
     "reader plugin": {"alice's private file": "LIST READ", "alice's private root": "LIST READ",
                       "rw group file": "LIST READ", "rw group root": "LIST READ",
                       "ro group file": "LIST READ", "ro group root": "LIST READ",
-                      "organisation 10": "LIST"},
+                      "organisation 10": "LIST", **dict.fromkeys(SHARED, "LIST READ")},
     "writer plugin": {"alice's private file": WRITER, "alice's private root": WRITER,
                       "rw group file": WRITER, "rw group root": "LIST READ CREATE",
                       "ro group file": WRITER, "ro group root": "LIST READ CREATE",
-                      "organisation 10": "LIST"},
+                      "organisation 10": "LIST", **dict.fromkeys(SHARED, WRITER)},
     "disabled plugin": {},
+    # A link opens its own share only: a drop box takes new files and shows nothing, not even inside.
+    "drop box link": {"drop box": "CREATE"},
+    "file link": {"file, shared by link": "LIST READ CREATE WRITE"},
+    "disabled link": {},
 }
 # fmt: on
 
@@ -190,3 +242,49 @@ def test_plugins_act_only_where_granted(principal: PluginPrincipal, subject: obj
         assert not granted
     if principal.access == "read":
         assert granted <= {Action.LIST, Action.READ}
+
+
+grants = st.builds(
+    ShareGrant,
+    share_id=st.integers(1, 3),
+    root_id=st.integers(1, 3),
+    owner_id=st.integers(1, 6),
+    org_id=st.integers(1, 3),
+    mode=st.sampled_from(["read", "write", "dropbox", "unknown"]),
+    recipient_user_id=st.one_of(st.none(), st.integers(1, 6)),
+    expires_at=st.one_of(st.none(), st.floats(NOW - 10, NOW + 10)),
+    revoked=st.booleans(),
+)
+shared_nodes = st.builds(
+    Node,
+    owner_id=st.integers(1, 6),
+    org_id=st.integers(1, 3),
+    parent_id=st.one_of(st.none(), st.integers(1, 3)),
+    id=st.integers(1, 3),
+    is_dir=st.booleans(),
+)
+
+
+@given(st.one_of(principals, st.builds(SharePrincipal, grants, st.booleans())), shared_nodes, grants)
+def test_what_a_share_gives_its_recipient_and_nobody_else(principal: object, node: Node, share: ShareGrant) -> None:
+    shared = Shared(node, share, NOW)
+    granted = {action for action in Action if allows(principal, shared, action)}  # type: ignore[arg-type]
+    alone = {action for action in Action if allows(principal, node, action)}  # type: ignore[arg-type]
+    if isinstance(principal, SharePrincipal):
+        recipient = share.recipient_user_id is None and principal.share.share_id == share.share_id
+        assert not alone  # a link opens nothing outside its share
+    else:
+        assert isinstance(principal, Principal)
+        recipient = share.recipient_user_id == principal.user_id and share.org_id == principal.org_id
+    if not recipient or principal.disabled:  # type: ignore[attr-defined]
+        assert granted == alone  # the share changes nothing for anyone but its recipient
+        return
+    if not share.live(NOW):
+        assert not granted
+    assert not granted & {Action.SHARE, Action.ADMINISTER}  # a recipient never shares further
+    if share.mode == "read":
+        assert granted <= {Action.LIST, Action.READ}
+    if share.mode == "dropbox":
+        assert granted <= ({Action.CREATE} if node.id == share.root_id and node.is_dir else set())
+    if node.id == share.root_id:
+        assert Action.DELETE not in granted  # the shared item itself stays the owner's to delete
