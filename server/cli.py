@@ -25,6 +25,7 @@ from server.config import ENV_VAR, LogSettings, Settings, load_settings, render_
 from server.errors import ConfigError, KeyFileError, MedDAVError
 from server.jobs.commands import add_commands as add_job_commands
 from server.policy import ROLE_INSTANCE_ADMIN, ROLE_MEMBER, ROLE_ORG_ADMIN, ROLES
+from server.sharing.commands import add_commands as add_share_commands
 from server.tree import GROUP_ACCESS
 
 if TYPE_CHECKING:
@@ -150,18 +151,26 @@ def cmd_org_list(args: argparse.Namespace) -> int:
 
 
 def cmd_org_set(args: argparse.Namespace) -> int:
+    if args.time_zone is None and args.require_second_factor is None:
+        raise CommandError("nothing to change: give --require-second-factor, --time-zone or both")
     instance = _open(args)
     try:
         org = instance.accounts.organisation(args.org)
-        required = args.require_second_factor == "yes"
-        instance.accounts.set_second_factor_required(org.id, required=required)
-        _audit_cli(instance, "admin.org.second_factor", org_id=org.id)
+        if args.time_zone is not None:
+            zone = args.time_zone or None  # "" goes back to [sharing] time_zone
+            instance.accounts.set_time_zone(org.id, zone)
+            _audit_cli(instance, "admin.org.time_zone", org_id=org.id)
+            print(f"{org.name}: days end in {zone or instance.settings.sharing.time_zone}")
+        if args.require_second_factor is not None:
+            required = args.require_second_factor == "yes"
+            instance.accounts.set_second_factor_required(org.id, required=required)
+            _audit_cli(instance, "admin.org.second_factor", org_id=org.id)
+            if required:
+                print(f"{org.name}: every member needs a second factor; drives must now use app passwords")
+            else:
+                print(f"{org.name}: a second factor is optional")
     finally:
         instance.close()
-    if required:
-        print(f"{org.name}: every member needs a second factor; drives must now use app passwords")
-    else:
-        print(f"{org.name}: a second factor is optional")
     return EXIT_OK
 
 
@@ -627,13 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="change an organisation's rules",
         description=(
             "Require a second factor of every member (yes) or not (no). When required, drives\n"
-            "(WebDAV) accept only app passwords, made on the web pages once the second factor is set up."
+            "(WebDAV) accept only app passwords, made on the web pages once the second factor is set up.\n"
+            'Set the time zone where the organisation\'s share expiries end ("" for [sharing] time_zone).'
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     q.set_defaults(func=cmd_org_set)
     q.add_argument("org", help="organisation, by id or name")
-    q.add_argument("--require-second-factor", choices=("yes", "no"), required=True)
+    q.add_argument("--require-second-factor", choices=("yes", "no"))
+    q.add_argument("--time-zone", metavar="ZONE", help="IANA time zone, e.g. Europe/Paris or America/Cayenne")
 
     p = command(
         "group",
@@ -691,6 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_commands(sub, _open)
     add_job_commands(sub, _open)
+    add_share_commands(sub, _open)
 
     p = command("plugins", lambda a: EXIT_USAGE, "plugins installed (entry point group meddav) and enabled")
     plg = p.add_subparsers(dest="plugins_command", metavar="ACTION", required=True)

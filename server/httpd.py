@@ -22,7 +22,7 @@ from server import __version__
 from server.app import create_app
 from server.config import Settings, is_loopback
 from server.instance import Instance
-from server.jobs import WorkerPool, schedule_builtins
+from server.jobs import WorkerPool
 from server.jobs.commands import instance_handlers
 
 __all__ = ["build_server", "insecure_settings", "mount_help", "serve", "start_workers"]
@@ -58,8 +58,7 @@ def start_workers(instance: Instance) -> WorkerPool | None:
     """Background job workers inside the server (``[jobs] workers``; 0: run ``meddav worker`` apart)."""
     if not instance.settings.jobs.workers:
         return None
-    schedule_builtins(instance.jobs)
-    instance.schedule_plugin_jobs()
+    instance.schedule_jobs()
     yield_seconds = instance.settings.jobs.yield_ms / 1000
     pool = WorkerPool(
         instance.jobs, instance_handlers(instance), yield_to=instance.foreground.busy, yield_seconds=yield_seconds

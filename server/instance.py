@@ -26,15 +26,16 @@ from server.audit import AuditEvent, AuditLog
 from server.auth import Authenticator, PasswordHasher, PasswordPolicy
 from server.config import Settings, default_key_file, load_settings, toml_value
 from server.credentials import Credentials, SecretDigester
-from server.crypto import CredentialSealer, JobSealer, KeyRing, LockSealer, MasterKey, StateSealer
+from server.crypto import CredentialSealer, JobSealer, KeyRing, LockSealer, MasterKey, ShareNoteSealer, StateSealer
 from server.db import Database, Tx, prepared
 from server.db.models import instance_t, organisations_t
 from server.errors import ConfigError, KeyFileError
 from server.events import Event, from_payload
-from server.jobs import Foreground, JobFailed, JobQueue
+from server.jobs import Foreground, JobFailed, JobQueue, schedule_builtins
 from server.mail import Mailer
 from server.plugins import NOTIFY_JOB, Plugins, load_plugins, mail_context
 from server.policy import ROLE_INSTANCE_ADMIN
+from server.sharing import Shares
 from server.storage import BaseBlobStore
 from server.storage import load as load_blob_store
 from server.tree import Tree
@@ -47,6 +48,9 @@ CONFIG_NAME = "meddav.toml"
 LOCK_NAME = "meddav.lock"
 #: The job kind that hands one event to one plugin (at least once, retried, dead-lettered).
 EVENT_JOB = "plugins.event"
+#: The periodic job that ends expired shares (and audits it), every SWEEP_EVERY seconds.
+SHARES_SWEEP = "shares.sweep"
+SWEEP_EVERY = 900
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Instance:
     credentials: Credentials
     lock_sealer: LockSealer
     audit: AuditLog
+    shares: Shares
     mailer: Mailer
     plugins: Plugins
     jobs: JobQueue
@@ -96,7 +101,12 @@ class Instance:
                 raise JobFailed(f"no notification channel {p['channel']!r}: enable the plugin that provides it")
             send(p["to"], p["template"], p["context"])
 
-        return {EVENT_JOB: deliver, NOTIFY_JOB: notify, **self.plugins.job_handlers()}
+        def sweep(ctx: Any) -> None:
+            ended = self.shares.sweep()
+            if ended:
+                logger.info("expired shares ended", extra={"fields": {"shares": ended}})
+
+        return {EVENT_JOB: deliver, NOTIFY_JOB: notify, SHARES_SWEEP: sweep, **self.plugins.job_handlers()}
 
     def start_plugins(self) -> None:
         """Give each plugin its facade on this instance, then call their ``meddav_startup``."""
@@ -104,8 +114,11 @@ class Instance:
             facade.bind(self)
         self.plugins.call_each("meddav_startup")
 
-    def schedule_plugin_jobs(self) -> None:
-        """Declare the plugins' periodic jobs (idempotent: their schedule survives restarts)."""
+    def schedule_jobs(self) -> None:
+        """Declare the periodic jobs: the core's, the sweep of expired shares, the plugins' (idempotent:
+        their schedule survives restarts).  Called at start by whoever runs a scheduler."""
+        schedule_builtins(self.jobs)
+        self.jobs.schedule(SHARES_SWEEP, SHARES_SWEEP, every_seconds=SWEEP_EVERY)
         for job in self.plugins.periodic_jobs():
             self.jobs.schedule(job.name, job.kind, every_seconds=job.every_seconds, daily_at=job.daily_at)
 
@@ -138,28 +151,33 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
     keys = KeyRing(master)
     blobs = load_blob_store(settings)
     hasher = PasswordHasher(settings.auth)
-    credentials = Credentials(
-        db, SecretDigester(master.secret_digest_key()), CredentialSealer(master.credentials_key())
-    )
+    digester = SecretDigester(master.secret_digest_key())
+    credentials = Credentials(db, digester, CredentialSealer(master.credentials_key()))
     authenticator = Authenticator.from_settings(settings, db, hasher, credentials)
     credentials.on_change = authenticator.forget_user
+    tree = Tree(settings, db, keys, blobs)
+    accounts = Accounts(
+        db,
+        keys,
+        hasher,
+        policy=PasswordPolicy(settings.passwords),
+        on_credentials_changed=authenticator.forget_user,
+    )
+    audit = AuditLog(db)
     instance = Instance(
         settings=settings,
         db=db,
         keys=keys,
         blobs=blobs,
-        tree=Tree(settings, db, keys, blobs),
-        accounts=Accounts(
-            db,
-            keys,
-            hasher,
-            policy=PasswordPolicy(settings.passwords),
-            on_credentials_changed=authenticator.forget_user,
-        ),
+        tree=tree,
+        accounts=accounts,
         authenticator=authenticator,
         credentials=credentials,
         lock_sealer=LockSealer(master.lock_key()),
-        audit=AuditLog(db),
+        audit=audit,
+        shares=Shares(
+            db, tree, accounts, hasher, digester, ShareNoteSealer(master.share_note_key()), audit, settings.sharing
+        ),
         mailer=Mailer.from_settings(settings.mail, base_url=settings.public_base_url()),
         plugins=plugins,
         jobs=JobQueue(db, JobSealer(master.jobs_key()), settings.jobs),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,9 +31,9 @@ from server.db import Database, Tx
 from server.db.models import KIND_DIR, Node, Organisation, OrgKeyRecord, User
 from server.errors import AlreadyExists, BadRequest, NotFound
 from server.events import AccountCreated, Event
-from server.policy import ROLE_MEMBER, ROLES
+from server.policy import ROLE_MEMBER, ROLES, Principal
 
-__all__ = ["LOCALES", "Accounts", "OrganisationInfo", "UserInfo"]
+__all__ = ["LOCALES", "Accounts", "OrganisationInfo", "UserInfo", "check_email"]
 
 #: Languages of the user interface and of e-mails.
 LOCALES = ("fr", "en")
@@ -43,7 +44,8 @@ def _check_role(role: str) -> None:
         raise BadRequest(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
 
 
-def _check_email(email: str | None) -> str | None:
+def check_email(email: str | None) -> str | None:
+    """``email`` without surrounding spaces, or BadRequest when it cannot be an address."""
     if email is None:
         return None
     email = email.strip()
@@ -67,6 +69,8 @@ class OrganisationInfo:
     name: str
     require_second_factor: bool
     created_at: float
+    #: Where its days end (share expiries); None: ``[sharing] time_zone``.
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,17 @@ class UserInfo:
     used_bytes: int
     root_id: int
     created_at: float
+
+    def principal(self) -> Principal:
+        """The policy's view of this user, acting."""
+        return Principal(
+            user_id=self.id,
+            username=self.username,
+            org_id=self.org_id,
+            root_id=self.root_id,
+            disabled=self.disabled,
+            role=self.role,
+        )
 
 
 def _info(user: User) -> UserInfo:
@@ -141,7 +156,7 @@ class Accounts:
     def organisations(self) -> list[OrganisationInfo]:
         with self._db.session() as s:
             return [
-                OrganisationInfo(o.id, o.name, o.require_second_factor, o.created_at)
+                OrganisationInfo(o.id, o.name, o.require_second_factor, o.created_at, o.time_zone)
                 for o in s.scalars(select(Organisation).order_by(Organisation.id))
             ]
 
@@ -154,7 +169,20 @@ class Accounts:
                 org = s.scalars(select(Organisation).where(Organisation.name == str(ref).strip())).first()
             if org is None:
                 raise NotFound(f"no organisation {ref!r}")
-            return OrganisationInfo(org.id, org.name, org.require_second_factor, org.created_at)
+            return OrganisationInfo(org.id, org.name, org.require_second_factor, org.created_at, org.time_zone)
+
+    def set_time_zone(self, org_id: int, zone: str | None) -> None:
+        """The organisation's own time zone (IANA name), where its share expiries end; None: the instance's."""
+        if zone is not None:
+            try:
+                zoneinfo.ZoneInfo(zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise BadRequest(f"unknown time zone {zone!r}: use an IANA name such as Europe/Paris") from None
+        with self._db.session() as s:
+            org = s.get(Organisation, org_id)
+            if org is None:
+                raise NotFound(f"no organisation {org_id}")
+            org.time_zone = zone
 
     def set_second_factor_required(self, org_id: int, *, required: bool) -> None:
         """Require (or not) a second factor of every member; drives then need app passwords.
@@ -194,7 +222,7 @@ class Accounts:
     ) -> UserInfo:
         name = normalize_username(username)
         _check_role(role)
-        email = _check_email(email)
+        email = check_email(email)
         if password is None:
             # Invited: a password nobody knows until the invitation link sets one.
             if email is None:
@@ -284,7 +312,7 @@ class Accounts:
 
     def set_contact(self, username: str, *, email: str | None = None, locale: str | None = None) -> None:
         """Set a user's e-mail address and preferred language ("fr" or "en")."""
-        email, locale = _check_email(email), _check_locale(locale)
+        email, locale = check_email(email), _check_locale(locale)
         with self._db.session() as s:
             user = self._user(s, username)
             if email is not None:

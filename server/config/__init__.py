@@ -42,6 +42,7 @@ __all__ = [
     "PluginSettings",
     "ServerSettings",
     "Settings",
+    "SharingSettings",
     "StorageSettings",
     "ThrottleSettings",
     "WebSettings",
@@ -172,6 +173,13 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class SharingSettings:
+    default_expiry_days: int = 7
+    max_expiry_days: int = 90
+    time_zone: str = "Europe/Paris"
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str
     format: str
@@ -193,6 +201,7 @@ class Settings:
     plugins: PluginSettings
     jobs: JobSettings
     audit: AuditSettings
+    sharing: SharingSettings = SharingSettings()
     #: The file these settings came from (None when built in code).
     source: Path | None = None
 
@@ -369,6 +378,13 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
             f"raise it to {8 * auth['argon2_parallelism']} or more, or lower argon2_parallelism"
         )
 
+    sharing = v["sharing"]
+    if sharing["default_expiry_days"] > sharing["max_expiry_days"]:
+        problems.append(
+            f"[sharing] default_expiry_days = {sharing['default_expiry_days']}: later than max_expiry_days "
+            f"({sharing['max_expiry_days']}); lower it, or raise max_expiry_days"
+        )
+
     url = db["url"] or f"sqlite:///{data_dir / 'meddav.sqlite3'}"
     if not url.startswith(("sqlite:", "postgresql:", "postgresql+")):
         problems.append(
@@ -414,6 +430,7 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
         plugins=PluginSettings(enabled=tuple(v["plugins"]["enabled"]), sections=v["plugins"].get("_sections", {})),
         jobs=JobSettings(**v["jobs"]),
         audit=AuditSettings(**v["audit"]),
+        sharing=SharingSettings(**v["sharing"]),
         source=source,
     )
 

@@ -9,6 +9,7 @@ raises :class:`Invalid` with a message that says what is wrong *and* what to do.
 from __future__ import annotations
 
 import ipaddress
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,16 @@ def text(*, allow_empty: bool = True) -> Validator:
         return value
 
     return check
+
+
+def time_zone(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise Invalid('must be a time zone name in double quotes, e.g. "Europe/Paris"')
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f'unknown time zone {value!r}: use an IANA name such as "Europe/Paris"') from None
+    return value
 
 
 def host(value: Any) -> str:
@@ -483,6 +494,31 @@ SCHEMA: tuple[Section, ...] = (
                 "Workers inside `meddav serve` pause this long between two jobs while users' requests are in "
                 "flight, so that requests get the CPU first; the jobs catch up when the server is idle (0: no pause).",
                 integer(0, 10000),
+            ),
+        ),
+    ),
+    Section(
+        "sharing",
+        "Shares: to a colleague of the organisation, or by link to someone without an account.",
+        (
+            Option(
+                "default_expiry_days",
+                7,
+                "A link expires after this many days unless its owner chooses otherwise, at the end of that day "
+                "in the time zone below.",
+                integer(1, 3650),
+            ),
+            Option(
+                "max_expiry_days",
+                90,
+                "The latest expiry an owner may choose for a link, in days from its creation.",
+                integer(1, 3650),
+            ),
+            Option(
+                "time_zone",
+                "Europe/Paris",
+                'Where "the end of the day" of an expiry is (IANA name); an organisation may have its own.',
+                time_zone,
             ),
         ),
     ),

@@ -11,7 +11,15 @@ from server.crypto._primitives import constant_time_equal, hmac_sha256
 from server.crypto.blobformat import HEADER_SIZE, SEGMENT_SIZE, BlobReader, BlobWriter, ciphertext_size
 from server.crypto.keys import KeyRing, MasterKey, OrgKey, WrappedKey, new_key_id
 from server.crypto.names import lookup_form, open_name, seal_given_name, seal_lookup_name
-from server.crypto.values import CredentialSealer, JobSealer, LockSealer, StateSealer, open_property, seal_property
+from server.crypto.values import (
+    CredentialSealer,
+    JobSealer,
+    LockSealer,
+    ShareNoteSealer,
+    StateSealer,
+    open_property,
+    seal_property,
+)
 
 __all__ = [
     "HEADER_SIZE",
@@ -24,6 +32,7 @@ __all__ = [
     "LockSealer",
     "MasterKey",
     "OrgKey",
+    "ShareNoteSealer",
     "StateSealer",
     "WrappedKey",
     "ciphertext_size",

@@ -51,6 +51,7 @@ _INFO_KEY_CHECK: Final = b"meddav/v1/key-check"
 _INFO_LOCKS: Final = b"meddav/v1/locks"
 _INFO_SECRET_DIGESTS: Final = b"meddav/v1/secret-digests"
 _INFO_CREDENTIALS: Final = b"meddav/v1/credentials"
+_INFO_SHARE_NOTES: Final = b"meddav/v1/share-notes"
 _INFO_JOBS: Final = b"meddav/v1/jobs"
 _INFO_PLUGIN_STATE: Final = b"meddav/v1/plugin-state"
 _INFO_NAMES: Final = b"meddav/v1/names"
@@ -174,6 +175,10 @@ class MasterKey:
     def credentials_key(self) -> bytes:
         """Subkey sealing stored credentials that must be read back (TOTP secrets; AES-256-GCM)."""
         return hkdf(self._key, info=_INFO_CREDENTIALS)
+
+    def share_note_key(self) -> bytes:
+        """Subkey sealing the notes of shares (an owner may write health data there; AES-256-GCM)."""
+        return hkdf(self._key, info=_INFO_SHARE_NOTES)
 
     # -- organisation keys ---------------------------------------------------
 

@@ -88,6 +88,21 @@ class StateSealer:
         return self._gcm.open_random_nonce(sealed, self._aad(plugin, key))
 
 
+class ShareNoteSealer:
+    """Seals the note of a share, bound to the share's id."""
+
+    __slots__ = ("_gcm",)
+
+    def __init__(self, key: bytes) -> None:
+        self._gcm = Gcm(key)
+
+    def seal(self, share_id: int, note: str) -> bytes:
+        return self._gcm.seal_random_nonce(note.encode(), b"meddav/v1/share-note:%d" % share_id)
+
+    def open(self, share_id: int, sealed: bytes) -> str:
+        return self._gcm.open_random_nonce(sealed, b"meddav/v1/share-note:%d" % share_id).decode()
+
+
 class LockSealer:
     """Seals the root paths and owners of WebDAV lock records."""
 

@@ -96,6 +96,8 @@ class Organisation(Base):
     name: Mapped[str] = mapped_column(String(200))
     require_second_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float)
+    #: Where the organisation's days end (share expiries); None: ``[sharing] time_zone``.
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class OrgKeyRecord(Base):
@@ -359,6 +361,40 @@ class Job(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
+class Share(Base):
+    """A file or folder shared by its owner: to a colleague (``recipient_user_id``) or by a link
+    (``token_lookup`` + ``token_digest``, an e-mail address, a password or e-mailed codes).
+
+    The link's token is stored as a keyed digest, its password as an Argon2 hash; the note, which may
+    carry health data, is sealed (bound to the share's id).  A share ends when revoked or expired:
+    ``revoked_at`` is set by a revocation, and by the sweep of expired shares.
+    """
+
+    __tablename__ = "shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # "colleague" or "link"
+    mode: Mapped[str] = mapped_column(String(10))  # server.policy.SHARE_MODES
+    recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    recipient_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    token_lookup: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True)
+    token_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code_by_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    max_downloads: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    uploads: Mapped[int] = mapped_column(Integer, default=0)
+    networks: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_access_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class PeriodicJob(Base):
     """A job that comes back: every ``interval_seconds``, or daily at ``daily_at`` ("HH:MM", UTC)."""
 
@@ -398,6 +434,7 @@ recovery_codes_t = cast(Table, RecoveryCode.__table__)
 web_sessions_t = cast(Table, WebSession.__table__)
 one_time_tokens_t = cast(Table, OneTimeToken.__table__)
 jobs_t = cast(Table, Job.__table__)
+shares_t = cast(Table, Share.__table__)
 periodic_jobs_t = cast(Table, PeriodicJob.__table__)
 plugin_state_t = cast(Table, PluginState.__table__)
 audit_t = cast(Table, AuditRecord.__table__)

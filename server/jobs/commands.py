@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from server.jobs._queue import DEAD, RUNNING, STATES, JobQueue
 from server.jobs._worker import Handler, WorkerPool
-from server.jobs.builtin import builtin_handlers, schedule_builtins
+from server.jobs.builtin import builtin_handlers
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -113,9 +113,8 @@ def cmd_worker(args: argparse.Namespace, open_instance: OpenInstance) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         queue = instance_queue(instance)
-        schedule_builtins(queue)
         instance.start_plugins()
-        instance.schedule_plugin_jobs()
+        instance.schedule_jobs()
         handlers = instance_handlers(instance)
         pool = WorkerPool(queue, handlers, threads=args.threads, poll=args.poll)
         pool.start()

@@ -155,7 +155,7 @@ def test_version() -> None:
 
 def test_bad_configuration_stops_with_one_line_per_problem(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[server]\nport = 0\nhost = "0.0.0.0"\n[storage]\nbackend = "tape"\n[sharing]\n')
+    config.write_text('[server]\nport = 0\nhost = "0.0.0.0"\n[storage]\nbackend = "tape"\n[shares]\n')
     result = meddav("serve", config=config)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -163,7 +163,7 @@ def test_bad_configuration_stops_with_one_line_per_problem(tmp_path: Path) -> No
     assert any("[server] port = 0" in line for line in lines)
     assert any("tls_cert" in line and "allow_plain_http" in line for line in lines)
     assert any('[storage] backend = "tape"' in line for line in lines)
-    assert any("[sharing]: unknown section" in line for line in lines)
+    assert any("[shares]: unknown section (did you mean sharing?)" in line for line in lines)
     assert "Traceback" not in result.stderr
 
 

@@ -23,7 +23,9 @@ def problems(document: dict[str, Any], tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        ({"sharing": {}}, "[sharing]: unknown section"),
+        ({"shares": {}}, "[shares]: unknown section (did you mean sharing?)"),
+        ({"sharing": {"time_zone": "Europe/Pariss"}}, "unknown time zone 'Europe/Pariss'"),
+        ({"sharing": {"default_expiry_days": 30, "max_expiry_days": 14}}, "later than max_expiry_days (14)"),
         ({"srever": {}}, "(did you mean server?)"),
         ({"server": {"prot": 1}}, "[server] prot: unknown option (did you mean port?)"),
         ({"server": {"port": "8080"}}, '[server] port = "8080": must be a whole number between 1 and 65535'),

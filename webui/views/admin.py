@@ -72,14 +72,7 @@ _NOTICES = {
 
 def principal_of(user: UserInfo) -> Principal:
     """The policy's view of a signed-in user."""
-    return Principal(
-        user_id=user.id,
-        username=user.username,
-        org_id=user.org_id,
-        root_id=user.root_id,
-        disabled=user.disabled,
-        role=user.role,
-    )
+    return user.principal()
 
 
 def _session() -> WebSession:

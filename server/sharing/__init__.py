@@ -1,0 +1,479 @@
+"""Shares: a file or folder given to a colleague, or by a link to someone without an account.
+
+A share is on one node, made by someone the policy allows to share it (its
+owner; an organisation admin in a group folder), with its own rules; a node may
+have several.  Two kinds:
+
+- **colleague**: to a member of the same organisation, who finds the item at
+  the root of their drive; read-only or read-write; optional expiry.
+- **link**: to an e-mail address.  The link carries a random token (160 bits
+  behind a 40-bit lookup, stored as a keyed digest like app passwords); the
+  recipient proves it with a password (an Argon2 hash here; generated and
+  shown once when the owner gives none) or with codes e-mailed at each access.
+  Read-only by default, read-write, or an upload-only drop box (folders).
+  Links always expire: ``[sharing] default_expiry_days`` after creation unless
+  the owner chooses a day, at the end of that day in the organisation's time
+  zone, at most ``max_expiry_days`` ahead.
+
+What a recipient may do is decided by :mod:`server.policy` from the
+:class:`~server.policy.ShareGrant` this module builds (:meth:`ShareInfo.grant`)
+and the time of the request, so a revocation or an expiry applies to the very
+next request.  A share ends when revoked, when it expires (the periodic job
+``shares.sweep`` marks expired shares ended, :meth:`Shares.sweep`), or when its
+node is deleted (the row goes with the node).  Every change is audited here,
+with the surface and address the caller gives; the note, which may hold health
+data, is sealed and never logged nor audited.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import secrets
+import time
+import zoneinfo
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+
+from server import policy
+from server.accounts import Accounts, check_email
+from server.audit import AuditEvent, AuditLog
+from server.auth import PasswordHasher
+from server.config import SharingSettings
+from server.credentials import SecretDigester
+from server.credentials._secrets import Secret, new_secret, normalise
+from server.crypto import ShareNoteSealer
+from server.db import Database, Tx, prepared
+from server.db.models import organisations_t, shares_t
+from server.errors import BadRequest, NotFound, PolicyDenied
+from server.policy import SHARE_MODES, Action, Principal, ShareGrant
+from server.tree import Entry, Tree
+
+__all__ = ["KIND_COLLEAGUE", "KIND_LINK", "NOTE_MAX", "NewShare", "ShareInfo", "Shares"]
+
+KIND_COLLEAGUE = "colleague"
+KIND_LINK = "link"
+NOTE_MAX = 2000
+NETWORKS_MAX = 20
+#: The purpose of a link token's keyed digest (an app password's digest does not match a link's).
+LINK_PURPOSE = "share-link"
+
+_COLUMNS = (
+    shares_t.c.id,
+    shares_t.c.node_id,
+    shares_t.c.owner_id,
+    shares_t.c.org_id,
+    shares_t.c.kind,
+    shares_t.c.mode,
+    shares_t.c.recipient_user_id,
+    shares_t.c.recipient_email,
+    shares_t.c.code_by_email,
+    shares_t.c.password_hash,
+    shares_t.c.max_downloads,
+    shares_t.c.downloads,
+    shares_t.c.uploads,
+    shares_t.c.networks,
+    shares_t.c.expires_at,
+    shares_t.c.created_at,
+    shares_t.c.revoked_at,
+    shares_t.c.last_access_at,
+)
+_BY_ID = prepared(select(*_COLUMNS).where(shares_t.c.id == bindparam("id")))
+_BY_LOOKUP = prepared(select(*_COLUMNS, shares_t.c.token_digest).where(shares_t.c.token_lookup == bindparam("lookup")))
+_BY_OWNER = prepared(select(*_COLUMNS).where(shares_t.c.owner_id == bindparam("owner")).order_by(shares_t.c.id))
+_FOR_RECIPIENT = prepared(
+    select(*_COLUMNS).where(shares_t.c.recipient_user_id == bindparam("user")).order_by(shares_t.c.id)
+)
+_ALL = prepared(select(*_COLUMNS).order_by(shares_t.c.id))
+_NOTE = prepared(select(shares_t.c.note).where(shares_t.c.id == bindparam("id")))
+_SET_NOTE = prepared(update(shares_t).where(shares_t.c.id == bindparam("id")).values(note=bindparam("note")))
+_REVOKE = prepared(
+    update(shares_t)
+    .where(shares_t.c.id == bindparam("id"), shares_t.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("at"))
+)
+_EXPIRED = prepared(
+    select(shares_t.c.id, shares_t.c.org_id, shares_t.c.node_id, shares_t.c.expires_at).where(
+        shares_t.c.revoked_at.is_(None), shares_t.c.expires_at <= bindparam("now")
+    )
+)
+_END_EXPIRED = prepared(
+    update(shares_t)
+    .where(shares_t.c.id == bindparam("id"), shares_t.c.revoked_at.is_(None))
+    .values(revoked_at=shares_t.c.expires_at)
+)
+_ORG_ZONE = prepared(select(organisations_t.c.time_zone).where(organisations_t.c.id == bindparam("org")))
+
+
+@dataclass(frozen=True, slots=True)
+class ShareInfo:
+    """A share as its owner and the surfaces see it: never its token, password hash or note."""
+
+    id: int
+    node_id: int
+    owner_id: int
+    org_id: int
+    kind: str
+    mode: str
+    recipient_user_id: int | None
+    recipient_email: str | None
+    code_by_email: bool
+    has_password: bool
+    max_downloads: int | None
+    downloads: int
+    uploads: int
+    networks: tuple[str, ...]
+    expires_at: float | None
+    created_at: float
+    revoked_at: float | None
+    last_access_at: float | None
+
+    def live(self, at: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or at < self.expires_at)
+
+    def state(self, at: float) -> str:
+        """ "active", "expired" or "revoked" (for listings)."""
+        if self.revoked_at is not None:
+            return "expired" if self.expires_at is not None and self.revoked_at >= self.expires_at else "revoked"
+        return "active" if self.live(at) else "expired"
+
+    def grant(self) -> ShareGrant:
+        """The share as :mod:`server.policy` judges it."""
+        return ShareGrant(
+            share_id=self.id,
+            root_id=self.node_id,
+            owner_id=self.owner_id,
+            org_id=self.org_id,
+            mode=self.mode,
+            recipient_user_id=self.recipient_user_id,
+            expires_at=self.expires_at,
+            revoked=self.revoked_at is not None,
+        )
+
+
+def _info(row: Any) -> ShareInfo:
+    return ShareInfo(
+        id=int(row.id),
+        node_id=int(row.node_id),
+        owner_id=int(row.owner_id),
+        org_id=int(row.org_id),
+        kind=str(row.kind),
+        mode=str(row.mode),
+        recipient_user_id=None if row.recipient_user_id is None else int(row.recipient_user_id),
+        recipient_email=row.recipient_email,
+        code_by_email=bool(row.code_by_email),
+        has_password=row.password_hash is not None,
+        max_downloads=row.max_downloads,
+        downloads=int(row.downloads),
+        uploads=int(row.uploads),
+        networks=tuple(row.networks.split(",")) if row.networks else (),
+        expires_at=row.expires_at,
+        created_at=float(row.created_at),
+        revoked_at=row.revoked_at,
+        last_access_at=row.last_access_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewShare:
+    """A share just made, with what is shown once and never stored in clear: the link's token (for
+    the URL ``/s/<token>``) and the password MedDAV generated when the owner gave none."""
+
+    info: ShareInfo
+    token: str | None = None
+    password: str | None = None
+
+
+def generated_password() -> str:
+    """A password for a link, to read over the phone: 16 letters and digits (80 bits) in groups of four."""
+    raw = base64.b32encode(secrets.token_bytes(10)).decode().lower()
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+def _networks(values: Iterable[str]) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in values:
+        try:
+            found.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise BadRequest(f"not a network: {value!r}; write an address or a CIDR range, e.g. 192.0.2.0/24") from None
+    if len(found) > NETWORKS_MAX:
+        raise BadRequest(f"at most {NETWORKS_MAX} networks per share")
+    return tuple(found)
+
+
+class Shares:
+    """Create, list, revoke and check shares."""
+
+    def __init__(
+        self,
+        db: Database,
+        tree: Tree,
+        accounts: Accounts,
+        hasher: PasswordHasher,
+        digester: SecretDigester,
+        notes: ShareNoteSealer,
+        audit: AuditLog,
+        settings: SharingSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.tree = tree
+        self.accounts = accounts
+        self.settings = settings
+        self.clock = clock
+        self._hasher = hasher
+        self._digester = digester
+        self._notes = notes
+        self._audit = audit
+        # A digest computed for a link that does not exist, so that an unknown link costs what a known one does.
+        self._decoy = digester.digest(LINK_PURPOSE, new_secret().value)
+
+    # -- making and ending shares -------------------------------------------------------------
+
+    def create(
+        self,
+        actor: Principal,
+        node: Entry,
+        *,
+        mode: str = "read",
+        colleague: int | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        code_by_email: bool = False,
+        expires_on: dt.date | None = None,
+        note: str | None = None,
+        max_downloads: int | None = None,
+        networks: Sequence[str] = (),
+        surface: str = "cli",
+        address: str = "local",
+    ) -> NewShare:
+        """Share ``node``: with the user id ``colleague``, or by a link to ``email``.
+
+        Raises ``PolicyDenied`` when ``actor`` may not share it, ``BadRequest`` (with what to do) for
+        a wrong combination, ``NotFound`` for an unknown colleague."""
+        try:
+            policy.require(actor, node, Action.SHARE)
+        except PolicyDenied:
+            self._record(actor, "share.create", "denied", surface, address, node=node)
+            raise
+        now = self.clock()
+        if mode not in SHARE_MODES:
+            raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(SHARE_MODES)}")
+        if mode == "dropbox" and not node.is_dir:
+            raise BadRequest("a drop box is a folder: share a folder, or choose read or write")
+        if note is not None and len(note) > NOTE_MAX:
+            raise BadRequest(f"the note has more than {NOTE_MAX} characters")
+        if max_downloads is not None and max_downloads < 1:
+            raise BadRequest("the number of downloads must be at least 1")
+        values: dict[str, Any] = {
+            "node_id": node.id,
+            "owner_id": actor.user_id,
+            "org_id": node.org_id,
+            "mode": mode,
+            "code_by_email": code_by_email,
+            "max_downloads": max_downloads,
+            "downloads": 0,
+            "uploads": 0,
+            "networks": ",".join(_networks(networks)) or None,
+            "created_at": now,
+        }
+        generated: str | None = None
+        if (colleague is None) == (email is None):
+            raise BadRequest("share with a colleague or by a link to an e-mail address (one of the two)")
+        if colleague is not None:
+            user = self.accounts.get_by_id(colleague)
+            if user.org_id != node.org_id or user.disabled:
+                raise NotFound("no such colleague in this organisation")
+            if user.id == actor.user_id:
+                raise BadRequest("this is your own account: share with a colleague")
+            if mode == "dropbox":
+                raise BadRequest("a drop box is for a link: share with a colleague read-only or read-write")
+            if password is not None or code_by_email:
+                raise BadRequest("a colleague signs in with their own account: no password for their share")
+            values |= {"kind": KIND_COLLEAGUE, "recipient_user_id": user.id}
+            values["expires_at"] = None if expires_on is None else self.end_of_day(node.org_id, expires_on)
+        else:
+            assert email is not None
+            values |= {"kind": KIND_LINK, "recipient_email": check_email(email)}
+            if code_by_email and password is not None:
+                raise BadRequest("choose a password or codes by e-mail, not both")
+            if not code_by_email:
+                if password is None:
+                    password = generated = generated_password()
+                elif not password.strip():
+                    raise BadRequest("the password is empty: give one, or let MedDAV make one")
+                values["password_hash"] = self._hasher.hash(password)
+            values["expires_at"] = self.link_expiry(node.org_id, expires_on, now)
+        with self.db.write() as tx:
+            token = None
+            if values["kind"] == KIND_LINK:
+                secret = self._unused_link(tx)
+                token = secret.value
+                values |= {"token_lookup": secret.lookup, "token_digest": self._digester.digest(LINK_PURPOSE, token)}
+            share_id = tx.insert(insert(shares_t).values(**values).returning(shares_t.c.id))
+            if note:
+                tx.run(_SET_NOTE, id=share_id, note=self._notes.seal(share_id, note))
+            info = _info(tx.one(_BY_ID, id=share_id))
+        self._record(actor, "share.create", "ok", surface, address, node=node, share=info)
+        return NewShare(info, token=token, password=generated)
+
+    @staticmethod
+    def _unused_link(tx: Tx) -> Secret:
+        for _ in range(5):
+            secret = new_secret(20)
+            if tx.scalar(select(shares_t.c.id).where(shares_t.c.token_lookup == secret.lookup)) is None:
+                return secret
+        raise RuntimeError("could not draw an unused link lookup")  # 2^-200: a broken RNG
+
+    def revoke(self, actor: Principal, share_id: int, *, surface: str = "cli", address: str = "local") -> ShareInfo:
+        """End a share now (its owner, or whoever may share its node).  Revoking an ended share changes
+        nothing and is not an error."""
+        share = self.get(share_id)
+        if share.owner_id != actor.user_id:
+            try:
+                policy.require(actor, self.tree.get(share.node_id), Action.SHARE)
+            except (PolicyDenied, NotFound):
+                self._record(actor, "share.revoke", "denied", surface, address, share=share)
+                raise NotFound("no such share") from None
+        with self.db.write() as tx:
+            tx.run(_REVOKE, id=share_id, at=self.clock())
+        self._record(actor, "share.revoke", "ok", surface, address, share=share)
+        return self.get(share_id)
+
+    def sweep(self) -> int:
+        """Mark the shares that expired as ended (the periodic job ``shares.sweep``); return how many."""
+        now = self.clock()
+        with self.db.write() as tx:
+            ended = [row for row in tx.all(_EXPIRED, now=now) if tx.run(_END_EXPIRED, id=row.id)]
+        for row in ended:
+            self._audit.record(
+                AuditEvent(
+                    surface="cli",
+                    action="share.expire",
+                    outcome="ok",
+                    principal="-",
+                    address="local",
+                    org_id=row.org_id,
+                    node_id=row.node_id,
+                    target_id=row.id,
+                )
+            )
+        return len(ended)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, share_id: int) -> ShareInfo:
+        with self.db.read() as tx:
+            row = tx.one(_BY_ID, id=share_id)
+        if row is None:
+            raise NotFound("no such share")
+        return _info(row)
+
+    def by_owner(self, user_id: int) -> list[ShareInfo]:
+        """The shares ``user_id`` made, ended ones included (the owner's overview)."""
+        with self.db.read() as tx:
+            return [_info(row) for row in tx.all(_BY_OWNER, owner=user_id)]
+
+    def for_recipient(self, user_id: int) -> list[ShareInfo]:
+        """The live shares made to the colleague ``user_id`` ("shared with me")."""
+        now = self.clock()
+        with self.db.read() as tx:
+            return [info for info in map(_info, tx.all(_FOR_RECIPIENT, user=user_id)) if info.live(now)]
+
+    def all(self) -> list[ShareInfo]:
+        with self.db.read() as tx:
+            return [_info(row) for row in tx.all(_ALL)]
+
+    def note(self, share: ShareInfo) -> str | None:
+        """The share's note, for its owner and, after the password, its recipient."""
+        with self.db.read() as tx:
+            sealed = tx.scalar(_NOTE, id=share.id)
+        return None if sealed is None else self._notes.open(share.id, bytes(sealed))
+
+    def find_link(self, presented: str) -> ShareInfo | None:
+        """The live link share of a token, or None: unknown, ended and damaged tokens alike, in the
+        same time (one indexed query and one keyed digest whatever the answer)."""
+        value = normalise(presented)
+        lookup = SecretDigester.lookup_of(value) if value.isalnum() else None
+        row = None
+        if lookup is not None:
+            with self.db.read() as tx:
+                row = tx.one(_BY_LOOKUP, lookup=lookup)
+        stored = self._decoy if row is None else bytes(row.token_digest)
+        matches = self._digester.matches(LINK_PURPOSE, value, stored)
+        if row is None or not matches:
+            return None
+        info = _info(row)
+        return info if info.live(self.clock()) else None
+
+    def check_password(self, share: ShareInfo, password: str) -> bool:
+        """Whether ``password`` is the link's password (Argon2; the caller throttles failures)."""
+        with self.db.read() as tx:
+            stored = tx.scalar(select(shares_t.c.password_hash).where(shares_t.c.id == share.id))
+        if stored is None:
+            return False
+        ok, _ = self._hasher.verify(password, stored)
+        return ok
+
+    # -- expiry ---------------------------------------------------------------------------------
+
+    def zone(self, org_id: int) -> zoneinfo.ZoneInfo:
+        """The organisation's time zone (its own, else ``[sharing] time_zone``)."""
+        with self.db.read() as tx:
+            name = tx.scalar(_ORG_ZONE, org=org_id)
+        return zoneinfo.ZoneInfo(name or self.settings.time_zone)
+
+    def end_of_day(self, org_id: int, day: dt.date) -> float:
+        """The last instant of ``day`` in the organisation's time zone (midnight after it)."""
+        midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.zone(org_id))
+        return midnight.timestamp()
+
+    def link_expiry(self, org_id: int, day: dt.date | None, now: float) -> float:
+        """When a link made at ``now`` expires: at the end of ``day``, by default ``default_expiry_days``
+        from today in the organisation's time zone; never in the past nor after ``max_expiry_days``."""
+        today = dt.datetime.fromtimestamp(now, self.zone(org_id)).date()
+        if day is None:
+            day = today + dt.timedelta(days=self.settings.default_expiry_days)
+        if day < today:
+            raise BadRequest(f"the expiry {day.isoformat()} is in the past: choose today or a later day")
+        latest = today + dt.timedelta(days=self.settings.max_expiry_days)
+        if day > latest:
+            raise BadRequest(f"a link may last until {latest.isoformat()} at the latest ([sharing] max_expiry_days)")
+        return self.end_of_day(org_id, day)
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        actor: Principal,
+        action: str,
+        outcome: str,
+        surface: str,
+        address: str,
+        *,
+        node: Entry | None = None,
+        share: ShareInfo | None = None,
+    ) -> None:
+        detail = None
+        if share is not None:
+            detail = f"kind={share.kind} mode={share.mode}"
+        self._audit.record(
+            AuditEvent(
+                surface=surface,
+                action=action,
+                outcome=outcome,
+                principal=actor.username,
+                user_id=actor.user_id,
+                address=address,
+                org_id=node.org_id if node is not None else share.org_id if share is not None else None,
+                node_id=node.id if node is not None else share.node_id if share is not None else None,
+                target_id=share.id if share is not None else None,
+                detail=detail,
+            )
+        )

@@ -1,0 +1,263 @@
+"""Shares as the core keeps them (server.sharing): making, finding, ending, and what is stored.
+
+The surfaces (recipient's pages, /public/<token>/ over WebDAV, the colleague's
+drive) are tested with their own clients; here the store and the CLI, on a real
+instance: links found by their token in constant work, passwords and notes
+never stored in clear, expiry at the end of the day in the organisation's time
+zone, revocation and expiry effective at once, every action audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from server.accounts import UserInfo
+from server.config import load_settings
+from server.db.models import audit_t, shares_t
+from server.errors import BadRequest, NotFound, PolicyDenied
+from server.instance import SHARES_SWEEP, Instance, open_instance
+from server.policy import Action, Shared, SharePrincipal, allows
+from server.testing import TEST_PASSWORD, TestInstance
+from server.tree import Entry
+
+# Thursday 26 November 2026, 14:05 UTC (15:05 in Paris).
+T0 = dt.datetime(2026, 11, 26, 14, 5, tzinfo=dt.UTC).timestamp()
+
+
+@dataclass
+class World:
+    made: TestInstance
+    instance: Instance
+    alice: UserInfo
+    bob: UserInfo
+    eve: UserInfo  # another organisation
+    folder: Entry
+    file: Entry
+    now: list[float]
+
+
+@pytest.fixture
+def world(make_test_instance: Callable[..., TestInstance]) -> Iterator[World]:
+    made = make_test_instance()
+    instance = open_instance(load_settings(made.config_path))
+    now = [T0]
+    instance.shares.clock = lambda: now[0]
+    try:
+        accounts = instance.accounts
+        alice = accounts.create_user("alice", TEST_PASSWORD, email="alice@example.org")
+        bob = accounts.create_user("bob", TEST_PASSWORD)
+        other = accounts.create_organisation("Clinique du Port")
+        eve = accounts.create_user("eve", TEST_PASSWORD, org_id=other)
+        root = instance.tree.get(alice.root_id)
+        folder = instance.tree.mkdir(root, "Dupont Jeanne")
+        upload = instance.tree.upload(folder, "compte-rendu.pdf", expected_size=5)
+        upload.write(b"%PDF-")
+        file = upload.finish()
+        yield World(made, instance, alice, bob, eve, folder, file, now)
+    finally:
+        instance.close()
+
+
+def audit_rows(instance: Instance, action: str) -> list[Any]:
+    instance.audit.flush()
+    with instance.db.read() as tx:
+        return tx.all(
+            select(audit_t.c.outcome, audit_t.c.target_id, audit_t.c.detail).where(audit_t.c.action == action)
+        )
+
+
+def test_a_link_is_found_by_its_token_only_and_proved_by_its_password(world: World) -> None:
+    shares = world.instance.shares
+    made = shares.create(world.alice.principal(), world.folder, email="patient@example.org", note="Résultats IRM")
+    assert made.token is not None and made.password is not None  # generated, shown once
+    assert len(made.token) >= 40 and made.info.kind == "link" and made.info.mode == "read"
+
+    found = shares.find_link(made.token)
+    assert found is not None and found.id == made.info.id
+    display = "-".join(made.token[i : i + 4] for i in range(0, len(made.token), 4)).upper()
+    assert shares.find_link(display) == found  # typed back with dashes and capitals
+    for wrong in ("", made.token[:-1], made.token[:-1] + ("a" if made.token[-1] != "a" else "b"), "x" * 40, "../" * 20):
+        assert shares.find_link(wrong) is None
+    assert shares.check_password(found, made.password)
+    assert not shares.check_password(found, made.password.upper())
+    assert shares.note(found) == "Résultats IRM"
+
+    # Nothing of the token, the password or the note is stored in clear.
+    world.instance.db.close()
+    for path in world.made.data_dir.glob("meddav.sqlite3*"):
+        data = path.read_bytes()
+        for secret in (made.token, made.password, "Résultats IRM", "patient@example.org".upper()):
+            assert secret.encode() not in data, (path, secret)
+
+
+def test_a_given_password_and_the_modes(world: World) -> None:
+    shares = world.instance.shares
+    made = shares.create(
+        world.alice.principal(), world.folder, email="dr.martin@example.org", password="Tulipe 2026!", mode="dropbox"
+    )
+    assert made.password is None  # the owner knows it
+    assert shares.check_password(made.info, "Tulipe 2026!")
+    coded = shares.create(world.alice.principal(), world.file, email="p@example.org", code_by_email=True)
+    assert coded.password is None and not coded.info.has_password
+    assert not shares.check_password(coded.info, "")
+    for bad in (
+        {"mode": "dropbox"},  # on a file
+        {"mode": "admin"},
+        {"password": "x", "code_by_email": True},
+        {"password": "   "},
+        {"note": "x" * 2001},
+        {"max_downloads": 0},
+        {"networks": ["not a network"]},
+    ):
+        with pytest.raises(BadRequest):
+            shares.create(world.alice.principal(), world.file, email="p@example.org", **bad)
+    with pytest.raises(BadRequest):
+        shares.create(world.alice.principal(), world.file, email="not an address")
+    with pytest.raises(BadRequest):
+        shares.create(world.alice.principal(), world.file)  # neither a colleague nor an address
+
+
+def test_links_expire_at_the_end_of_the_day_in_the_organisations_time_zone(world: World) -> None:
+    shares = world.instance.shares
+    made = shares.create(world.alice.principal(), world.file, email="p@example.org")
+    # Seven days from Thursday 26 November, to the end of Thursday 3 December in Paris (CET, UTC+1).
+    assert made.info.expires_at == dt.datetime(2026, 12, 3, 23, 0, tzinfo=dt.UTC).timestamp()
+    chosen = shares.create(world.alice.principal(), world.file, email="p@example.org", expires_on=dt.date(2026, 11, 26))
+    assert chosen.info.expires_at == dt.datetime(2026, 11, 26, 23, 0, tzinfo=dt.UTC).timestamp()
+    with pytest.raises(BadRequest, match="in the past"):
+        shares.create(world.alice.principal(), world.file, email="p@example.org", expires_on=dt.date(2026, 11, 25))
+    with pytest.raises(BadRequest, match="2027-02-24 at the latest"):
+        shares.create(world.alice.principal(), world.file, email="p@example.org", expires_on=dt.date(2027, 2, 25))
+
+    world.instance.accounts.set_time_zone(world.alice.org_id, "America/Cayenne")  # UTC-3
+    cayenne = shares.create(world.alice.principal(), world.file, email="p@example.org")
+    assert cayenne.info.expires_at == dt.datetime(2026, 12, 4, 3, 0, tzinfo=dt.UTC).timestamp()
+    with pytest.raises(BadRequest, match="unknown time zone"):
+        world.instance.accounts.set_time_zone(world.alice.org_id, "Mars/Olympus")
+
+
+def test_expiry_and_revocation_apply_to_the_next_request(world: World) -> None:
+    shares = world.instance.shares
+    short = shares.create(
+        world.alice.principal(), world.folder, email="p@example.org", expires_on=dt.date(2026, 11, 26)
+    )
+    other = shares.create(world.alice.principal(), world.folder, email="q@example.org")
+    assert short.token and other.token
+    link = SharePrincipal(short.info.grant())
+    assert allows(link, Shared(world.folder, short.info.grant(), world.now[0]), Action.LIST)
+
+    world.now[0] = short.info.expires_at or 0  # midnight in Paris
+    assert shares.find_link(short.token) is None  # the same answer as an unknown link
+    assert not allows(link, Shared(world.folder, short.info.grant(), world.now[0]), Action.LIST)
+    assert shares.get(short.info.id).state(world.now[0]) == "expired"
+
+    assert shares.find_link(other.token) is not None
+    revoked = shares.revoke(world.alice.principal(), other.info.id)
+    assert revoked.state(world.now[0]) == "revoked" and shares.find_link(other.token) is None
+    assert not allows(SharePrincipal(revoked.grant()), Shared(world.folder, revoked.grant(), world.now[0]), Action.LIST)
+    shares.revoke(world.alice.principal(), other.info.id)  # again: nothing changes, no error
+
+    # The sweep ends the expired share for good and audits it, once.
+    assert shares.sweep() == 1 and shares.sweep() == 0
+    assert shares.get(short.info.id).state(world.now[0] + 86400) == "expired"
+    assert [(r.outcome, r.target_id) for r in audit_rows(world.instance, "share.expire")] == [("ok", short.info.id)]
+    assert SHARES_SWEEP in world.instance.job_handlers
+
+
+def test_only_who_may_share_makes_or_ends_a_share_and_the_refusals_are_audited(world: World) -> None:
+    shares = world.instance.shares
+    with pytest.raises(PolicyDenied):
+        shares.create(world.bob.principal(), world.folder, email="p@example.org")  # not his
+    made = shares.create(world.alice.principal(), world.folder, colleague=world.bob.id)
+    with pytest.raises(NotFound):
+        shares.revoke(world.bob.principal(), made.info.id)  # the recipient cannot end it: the owner does
+    assert shares.get(made.info.id).state(world.now[0]) == "active"
+    assert [r.outcome for r in audit_rows(world.instance, "share.create")] == ["denied", "ok"]
+    assert [r.outcome for r in audit_rows(world.instance, "share.revoke")] == ["denied"]
+    created = audit_rows(world.instance, "share.create")[1]
+    assert created.target_id == made.info.id and created.detail == "kind=colleague mode=read"
+
+
+def test_a_colleague_share_stays_inside_the_organisation(world: World) -> None:
+    shares, alice = world.instance.shares, world.alice.principal()
+    made = shares.create(alice, world.folder, colleague=world.bob.id, mode="write", expires_on=dt.date(2026, 12, 31))
+    assert made.token is None and made.password is None
+    assert made.info.expires_at == dt.datetime(2027, 1, 1, 0, 0, tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+    assert [s.id for s in shares.for_recipient(world.bob.id)] == [made.info.id]
+    assert [s.id for s in shares.by_owner(world.alice.id)] == [made.info.id]
+    with pytest.raises(NotFound):
+        shares.create(alice, world.folder, colleague=world.eve.id)  # another organisation
+    with pytest.raises(BadRequest):
+        shares.create(alice, world.folder, colleague=world.alice.id)
+    with pytest.raises(BadRequest):
+        shares.create(alice, world.folder, colleague=world.bob.id, mode="dropbox")
+    with pytest.raises(BadRequest):
+        shares.create(alice, world.folder, colleague=world.bob.id, password="x")
+    shares.revoke(alice, made.info.id)
+    assert shares.for_recipient(world.bob.id) == []
+
+
+def test_deleting_the_shared_item_ends_its_shares(world: World) -> None:
+    shares = world.instance.shares
+    made = shares.create(world.alice.principal(), world.folder, email="p@example.org")
+    assert made.token
+    world.instance.tree.delete(world.folder)
+    assert shares.find_link(made.token) is None
+    with world.instance.db.read() as tx:
+        assert tx.all(select(shares_t.c.id)) == []
+
+
+def test_the_cli_creates_lists_and_revokes_without_prompts(world: World, tmp_path: Any) -> None:
+    world.instance.close()
+    config = str(world.made.config_path)
+
+    def meddav(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server", "--config", config, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    note = tmp_path / "note.txt"
+    note.write_text("IRM du genou, à revoir avec le Dr Martin\n", encoding="utf-8")
+    created = meddav(
+        "share", "create", "--owner", "alice", "--path", "/Dupont Jeanne", "--email", "p@example.org",
+        "--password-stdin", "--note-file", str(note), "--expires", "2099-01-01", stdin="Tulipe 2026!\n",
+    )  # fmt: skip
+    assert created.returncode == 1 and "at the latest" in created.stderr  # beyond [sharing] max_expiry_days
+    created = meddav(
+        "share", "create", "--owner", "alice", "--path", "/Dupont Jeanne", "--email", "p@example.org",
+        "--password-stdin", "--note-file", str(note), "--mode", "dropbox", stdin="Tulipe 2026!\n",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    share_id, url = created.stdout.split()
+    assert url.split("/s/")[0].startswith("http") and len(url.split("/s/")[1]) >= 40
+    assert "password" not in created.stdout and "drop box, until" in created.stderr
+
+    colleague = meddav("share", "create", "--owner", "alice", "--path", "Dupont Jeanne", "--colleague", "bob")
+    assert colleague.returncode == 0 and colleague.stdout.split() == [str(int(share_id) + 1)]
+    generated = meddav("share", "create", "--owner", "alice", "--path", "/Dupont Jeanne", "--email", "q@example.org")
+    assert generated.returncode == 0 and generated.stdout.splitlines()[2].startswith("password: ")
+
+    listed = meddav("share", "list", "--owner", "alice")
+    assert listed.returncode == 0
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 4 and "dropbox" in lines[1] and "p@example.org" in lines[1] and "bob" in lines[2]
+    assert "Dupont" not in listed.stdout and "IRM" not in listed.stdout  # ids, never names nor notes
+
+    assert meddav("share", "revoke", share_id).returncode == 0
+    assert " revoked " in meddav("share", "list").stdout.splitlines()[1]
+    missing = meddav("share", "create", "--owner", "alice", "--path", "/Nope", "--email", "p@example.org")
+    assert missing.returncode == 1 and "nothing at /Nope" in missing.stderr
+    assert meddav("share", "revoke", "999").returncode == 1
