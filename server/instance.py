@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import time
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +33,7 @@ from server.db.models import instance_t, organisations_t
 from server.errors import ConfigError, KeyFileError
 from server.events import Event, from_payload
 from server.jobs import Foreground, JobFailed, JobQueue, schedule_builtins
-from server.mail import Mailer
+from server.mail import MAIL_JOB, Mailer
 from server.plugins import NOTIFY_JOB, Plugins, load_plugins, mail_context
 from server.policy import ROLE_INSTANCE_ADMIN
 from server.sharing import Shares
@@ -101,12 +102,18 @@ class Instance:
                 raise JobFailed(f"no notification channel {p['channel']!r}: enable the plugin that provides it")
             send(p["to"], p["template"], p["context"])
 
+        def send_mail(ctx: Any) -> None:  # a mail of the core, composed when it is sent
+            p = ctx.payload
+            zone = zoneinfo.ZoneInfo(p["time_zone"]) if p.get("time_zone") else None
+            self.mailer.send(p["template"], p["to"], locale=p["locale"], context=mail_context(p["context"]), tz=zone)
+
         def sweep(ctx: Any) -> None:
             ended = self.shares.sweep()
             if ended:
                 logger.info("expired shares ended", extra={"fields": {"shares": ended}})
 
-        return {EVENT_JOB: deliver, NOTIFY_JOB: notify, SHARES_SWEEP: sweep, **self.plugins.job_handlers()}
+        core = {EVENT_JOB: deliver, NOTIFY_JOB: notify, MAIL_JOB: send_mail, SHARES_SWEEP: sweep}
+        return {**core, **self.plugins.job_handlers()}
 
     def start_plugins(self) -> None:
         """Give each plugin its facade on this instance, then call their ``meddav_startup``."""
@@ -164,6 +171,7 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
         on_credentials_changed=authenticator.forget_user,
     )
     audit = AuditLog(db)
+    jobs = JobQueue(db, JobSealer(master.jobs_key()), settings.jobs)
     instance = Instance(
         settings=settings,
         db=db,
@@ -176,11 +184,20 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
         lock_sealer=LockSealer(master.lock_key()),
         audit=audit,
         shares=Shares(
-            db, tree, accounts, hasher, digester, ShareNoteSealer(master.share_note_key()), audit, settings.sharing
+            db,
+            tree,
+            accounts,
+            hasher,
+            digester,
+            ShareNoteSealer(master.share_note_key()),
+            audit,
+            jobs,
+            settings.sharing,
+            base_url=settings.public_base_url(),
         ),
         mailer=Mailer.from_settings(settings.mail, base_url=settings.public_base_url()),
         plugins=plugins,
-        jobs=JobQueue(db, JobSealer(master.jobs_key()), settings.jobs),
+        jobs=jobs,
         state_sealer=StateSealer(master.plugin_state_key()),
     )
 

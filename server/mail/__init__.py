@@ -52,10 +52,14 @@ from server.mail._render import (
 from server.mail.console import ConsoleBackend
 from server.mail.smtp import SmtpBackend
 
+#: The job kind that sends one mail later, retried like any job (payload: template, to, locale, context).
+MAIL_JOB = "mail.send"
+
 __all__ = [
     "BUILTIN_VARIABLES",
     "INTERNAL_TYPES",
     "LOCALES",
+    "MAIL_JOB",
     "TEMPLATES",
     "BaseMailBackend",
     "ConsoleBackend",

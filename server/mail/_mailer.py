@@ -107,7 +107,9 @@ class Mailer:
         backend = load_backend(settings, ssl_context=ssl_context)
         return cls(backend, from_address=settings.from_address, base_url=base_url, tz=tz)
 
-    def send(self, template: str, to: str, *, locale: str, context: Mapping[str, Any]) -> None:
+    def send(
+        self, template: str, to: str, *, locale: str, context: Mapping[str, Any], tz: tzinfo | None = None
+    ) -> None:
         """Render ``template`` for ``to`` in ``locale`` and hand it to the backend.
 
         Raises :class:`InvalidMail` for a malformed recipient or header value,
@@ -115,10 +117,13 @@ class Mailer:
         ``TypeError`` when the context is not what the template takes (see
         :data:`~server.mail.TEMPLATES`): those are programming errors.
         """
-        self.backend.deliver(self.compose(template, to, locale=locale, context=context))
+        self.backend.deliver(self.compose(template, to, locale=locale, context=context, tz=tz))
 
-    def compose(self, template: str, to: str, *, locale: str, context: Mapping[str, Any]) -> OutgoingMail:
-        """The mail :meth:`send` would hand over, with its redacted twin; sends nothing."""
+    def compose(
+        self, template: str, to: str, *, locale: str, context: Mapping[str, Any], tz: tzinfo | None = None
+    ) -> OutgoingMail:
+        """The mail :meth:`send` would hand over, with its redacted twin; sends nothing.  Dates are shown
+        in ``tz`` (the recipient's, e.g. the organisation's), by default the mailer's."""
         spec = TEMPLATES.get(template)
         if spec is None:
             raise ValueError(f"no mail template {template!r} (known: {', '.join(sorted(TEMPLATES))})")
@@ -135,8 +140,8 @@ class Mailer:
         return OutgoingMail(
             template=template,
             locale=locale,
-            message=self._render(template, locale, recipient, headers, values),
-            redacted=self._render(template, locale, recipient, headers, masked),
+            message=self._render(template, locale, recipient, headers, values, tz or self.tz),
+            redacted=self._render(template, locale, recipient, headers, masked, tz or self.tz),
         )
 
     def _checked_context(self, template: str, spec: TemplateSpec, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,15 +165,23 @@ class Mailer:
                     raise ValueError(f"{name}: a date shown in a mail must be timezone-aware")
             elif not isinstance(value, str | int) or isinstance(value, bool):
                 raise TypeError(f"{name}: a mail context value is a str, an int or a datetime, not {type(value)}")
+            if name in spec.choices and value not in spec.choices[name]:
+                raise ValueError(f"{name}: one of {', '.join(sorted(spec.choices[name]))}, not {value!r}")
             if name.endswith("_url") and not (value == self.base_url or str(value).startswith(self.base_url + "/")):
                 raise ValueError(f"{name}: links in mails must point to this server ({self.base_url})")
             values[name] = value
         return values
 
     def _render(
-        self, template: str, locale: str, recipient: Address, headers: Mapping[str, str], values: Mapping[str, Any]
+        self,
+        template: str,
+        locale: str,
+        recipient: Address,
+        headers: Mapping[str, str],
+        values: Mapping[str, Any],
+        tz: tzinfo,
     ) -> EmailMessage:
-        env = environment(locale, self.tz)
+        env = environment(locale, tz)
         context = {**values, "base_url": self.base_url}
         subject = env.get_template(f"{template}.subject").render(context).strip()
         if _has_control(subject):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +48,8 @@ class TemplateSpec:
     secret: frozenset[str] = frozenset()
     #: Whether plugins may send it (through ``PluginFacade.notify``); the account mails are the core's only.
     for_plugins: bool = False
+    #: Names whose value chooses the wording, among these values (never shown as such).
+    choices: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def allowed(self) -> frozenset[str]:
@@ -70,6 +72,23 @@ TEMPLATES: Mapping[str, TemplateSpec] = {
     "new_app_password": TemplateSpec(
         required=frozenset({"created_at", "ip_address"}),
         optional=frozenset({"app_password_name", "recipient_name"}),
+    ),
+    # A link share, to its recipient: who shares, the link, what it allows and until when; never the item's
+    # name nor the note.  ``access``: read, write or dropbox; ``proof``: how the recipient proves it
+    # (password-mail: a second mail follows; password-owner: the owner gives it; code: a code at each visit).
+    "share_link": TemplateSpec(
+        required=frozenset({"owner_name", "link_url", "expires_at", "access", "proof"}),
+        optional=frozenset({"recipient_name"}),
+        choices={
+            "access": frozenset({"read", "write", "dropbox"}),
+            "proof": frozenset({"password-mail", "password-owner", "code"}),
+        },
+    ),
+    # The link's password, in a mail of its own (the "second channel" by default).
+    "share_password": TemplateSpec(
+        required=frozenset({"owner_name", "password"}),
+        optional=frozenset({"recipient_name"}),
+        secret=frozenset({"password"}),
     ),
     # A plugin tells an organisation's admins of a problem only they can fix (the EHR refusing MedDAV's
     # credentials...).  ``problem`` and ``advice`` are the plugin's own sentences, in the mail's language,

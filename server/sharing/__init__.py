@@ -50,10 +50,12 @@ from server.crypto import ShareNoteSealer
 from server.db import Database, Tx, prepared
 from server.db.models import organisations_t, shares_t
 from server.errors import BadRequest, NotFound, PolicyDenied
+from server.jobs import JobQueue
+from server.mail import MAIL_JOB
 from server.policy import SHARE_MODES, Action, Principal, ShareGrant
 from server.tree import Entry, Tree
 
-__all__ = ["KIND_COLLEAGUE", "KIND_LINK", "NOTE_MAX", "NewShare", "ShareInfo", "Shares"]
+__all__ = ["KIND_COLLEAGUE", "KIND_LINK", "NOTE_MAX", "SECOND_CHANNELS", "NewShare", "ShareInfo", "Shares"]
 
 KIND_COLLEAGUE = "colleague"
 KIND_LINK = "link"
@@ -61,6 +63,9 @@ NOTE_MAX = 2000
 NETWORKS_MAX = 20
 #: The purpose of a link token's keyed digest (an app password's digest does not match a link's).
 LINK_PURPOSE = "share-link"
+#: The second channel that takes a link's password to its recipient: an e-mail of its own, or the owner
+#: (by telephone...).
+SECOND_CHANNELS = ("email", "owner")
 
 _COLUMNS = (
     shares_t.c.id,
@@ -218,11 +223,15 @@ class Shares:
         digester: SecretDigester,
         notes: ShareNoteSealer,
         audit: AuditLog,
+        jobs: JobQueue,
         settings: SharingSettings,
         *,
+        base_url: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
+        self.base_url = base_url
+        self._jobs = jobs
         self.tree = tree
         self.accounts = accounts
         self.settings = settings
@@ -250,10 +259,17 @@ class Shares:
         note: str | None = None,
         max_downloads: int | None = None,
         networks: Sequence[str] = (),
+        second_channel: str = "email",
+        locale: str = "fr",
         surface: str = "cli",
         address: str = "local",
     ) -> NewShare:
         """Share ``node``: with the user id ``colleague``, or by a link to ``email``.
+
+        A link's recipient is e-mailed the link (in ``locale``), and the password in a second mail
+        when ``second_channel`` is "email" (the default); with "owner", the owner gives it another way
+        (a generated one is returned, to be shown once).  The mails are jobs of the share's own
+        transaction: retried until the mail server takes them, never sent for a share that failed.
 
         Raises ``PolicyDenied`` when ``actor`` may not share it, ``BadRequest`` (with what to do) for
         a wrong combination, ``NotFound`` for an unknown colleague."""
@@ -303,6 +319,8 @@ class Shares:
             values |= {"kind": KIND_LINK, "recipient_email": check_email(email)}
             if code_by_email and password is not None:
                 raise BadRequest("choose a password or codes by e-mail, not both")
+            if second_channel not in SECOND_CHANNELS:
+                raise BadRequest(f"unknown second channel {second_channel!r}: use email or owner")
             if not code_by_email:
                 if password is None:
                     password = generated = generated_password()
@@ -320,8 +338,38 @@ class Shares:
             if note:
                 tx.run(_SET_NOTE, id=share_id, note=self._notes.seal(share_id, note))
             info = _info(tx.one(_BY_ID, id=share_id))
+            if token is not None:
+                mail_password = None if code_by_email or second_channel == "owner" else password
+                self._enqueue_mails(tx, actor, info, token, mail_password, locale)
         self._record(actor, "share.create", "ok", surface, address, node=node, share=info)
-        return NewShare(info, token=token, password=generated)
+        return NewShare(info, token=token, password=generated if second_channel == "owner" else None)
+
+    def _enqueue_mails(
+        self, tx: Tx, actor: Principal, share: ShareInfo, token: str, password: str | None, locale: str
+    ) -> None:
+        """The link's mail, and the password's when it goes by e-mail: no item name, no note."""
+        assert share.recipient_email is not None and share.expires_at is not None
+        proof = "code" if share.code_by_email else "password-mail" if password is not None else "password-owner"
+        link = {
+            "link_url": f"{self.base_url}/s/{token}",
+            # The last minute of the last day: "until Thursday 3 December at 23:59", not "Friday at 00:00".
+            "expires_at": share.expires_at - 60,
+            "access": share.mode,
+            "proof": proof,
+        }
+        mails: list[tuple[str, str, dict[str, Any]]] = [("link", "share_link", link)]
+        if password is not None:
+            mails.append(("password", "share_password", {"password": password}))
+        zone = self.zone(share.org_id).key  # dates in the organisation's time zone
+        for part, template, context in mails:
+            payload = {
+                "template": template,
+                "to": share.recipient_email,
+                "locale": locale,
+                "time_zone": zone,
+                "context": {"owner_name": actor.username, **context},
+            }
+            self._jobs.enqueue(tx, MAIL_JOB, f"share:{share.id}:{part}", payload)
 
     @staticmethod
     def _unused_link(tx: Tx) -> Secret:

@@ -32,10 +32,14 @@ an e-mail address (--email). A link is read-only unless --mode says otherwise,
 expires at the end of the day [sharing] default_expiry_days ahead unless
 --expires gives the day, and is protected by the password read with
 --password-stdin, by codes e-mailed at each access (--code-by-email), or else
-by a password MedDAV generates and prints once.
+by a password MedDAV generates.
 
-Prints the share's id, then for a link its address and, when generated, the
-password: give the address to the recipient, the password by another way."""
+The recipient of a link is e-mailed the link and, in a second mail, the
+password (--password-by owner: you give it yourself, and a generated one is
+printed once). The mails name who shares and until when, never the item nor
+the note.
+
+Prints the share's id, then for a link its address (and a password to give)."""
 
 _MODE_TEXT = {"read": "read-only", "write": "read-write", "dropbox": "drop box"}
 
@@ -85,6 +89,8 @@ def cmd_share_create(args: argparse.Namespace, open_instance: OpenInstance) -> i
             note=note,
             max_downloads=args.max_downloads,
             networks=args.network or (),
+            second_channel=args.password_by,
+            locale=args.lang,
         )
         base = instance.settings.public_base_url()
     finally:
@@ -163,6 +169,13 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--expires", type=_day, metavar="YYYY-MM-DD", help="last day of the share")
     p.add_argument("--password-stdin", action="store_true", help="read the link's password from standard input")
     p.add_argument("--code-by-email", action="store_true", help="a code e-mailed at each access instead of a password")
+    p.add_argument(
+        "--password-by",
+        choices=("email", "owner"),
+        default="email",
+        help="email (default): a second mail carries the password; owner: you give it (a generated one is printed)",
+    )
+    p.add_argument("--lang", choices=("fr", "en"), default="fr", help="language of the recipient's mails (fr)")
     p.add_argument(
         "--note-file",
         metavar="FILE",

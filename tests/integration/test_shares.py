@@ -14,10 +14,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from server.accounts import UserInfo
@@ -25,9 +27,12 @@ from server.config import load_settings
 from server.db.models import audit_t, shares_t
 from server.errors import BadRequest, NotFound, PolicyDenied
 from server.instance import SHARES_SWEEP, Instance, open_instance
+from server.jobs import WorkerPool
+from server.jobs.commands import instance_handlers
 from server.policy import Action, Shared, SharePrincipal, allows
 from server.testing import TEST_PASSWORD, TestInstance
 from server.tree import Entry
+from tests.integration.test_mail import Collector, SmtpServer, free_port
 
 # Thursday 26 November 2026, 14:05 UTC (15:05 in Paris).
 T0 = dt.datetime(2026, 11, 26, 14, 5, tzinfo=dt.UTC).timestamp()
@@ -77,7 +82,9 @@ def audit_rows(instance: Instance, action: str) -> list[Any]:
 
 def test_a_link_is_found_by_its_token_only_and_proved_by_its_password(world: World) -> None:
     shares = world.instance.shares
-    made = shares.create(world.alice.principal(), world.folder, email="patient@example.org", note="Résultats IRM")
+    made = shares.create(
+        world.alice.principal(), world.folder, email="patient@example.org", note="Résultats IRM", second_channel="owner"
+    )
     assert made.token is not None and made.password is not None  # generated, shown once
     assert len(made.token) >= 40 and made.info.kind == "link" and made.info.mode == "read"
 
@@ -247,13 +254,18 @@ def test_the_cli_creates_lists_and_revokes_without_prompts(world: World, tmp_pat
 
     colleague = meddav("share", "create", "--owner", "alice", "--path", "Dupont Jeanne", "--colleague", "bob")
     assert colleague.returncode == 0 and colleague.stdout.split() == [str(int(share_id) + 1)]
-    generated = meddav("share", "create", "--owner", "alice", "--path", "/Dupont Jeanne", "--email", "q@example.org")
+    generated = meddav(
+        "share", "create", "--owner", "alice", "--path", "/Dupont Jeanne", "--email", "q@example.org",
+        "--password-by", "owner",
+    )  # fmt: skip
     assert generated.returncode == 0 and generated.stdout.splitlines()[2].startswith("password: ")
+    mailed = meddav("share", "create", "--owner", "alice", "--path", "/Dupont Jeanne", "--email", "r@example.org")
+    assert mailed.returncode == 0 and len(mailed.stdout.splitlines()) == 2  # the password goes by e-mail
 
     listed = meddav("share", "list", "--owner", "alice")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
-    assert len(lines) == 4 and "dropbox" in lines[1] and "p@example.org" in lines[1] and "bob" in lines[2]
+    assert len(lines) == 5 and "dropbox" in lines[1] and "p@example.org" in lines[1] and "bob" in lines[2]
     assert "Dupont" not in listed.stdout and "IRM" not in listed.stdout  # ids, never names nor notes
 
     assert meddav("share", "revoke", share_id).returncode == 0
@@ -261,3 +273,67 @@ def test_the_cli_creates_lists_and_revokes_without_prompts(world: World, tmp_pat
     missing = meddav("share", "create", "--owner", "alice", "--path", "/Nope", "--email", "p@example.org")
     assert missing.returncode == 1 and "nothing at /Nope" in missing.stderr
     assert meddav("share", "revoke", "999").returncode == 1
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    collector = Collector()
+    port = free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield SmtpServer(port, collector)
+    controller.stop()
+
+
+def run_jobs(instance: Instance) -> None:
+    pool = WorkerPool(instance.jobs, instance_handlers(instance), threads=0, scheduler=False)
+    while pool.run_one("test"):
+        pass
+
+
+def test_a_links_recipient_gets_the_link_and_the_password_in_two_mails_without_health_data(
+    make_test_instance: Callable[..., TestInstance], smtp: SmtpServer
+) -> None:
+    mail = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_security": "none"}
+    made = make_test_instance({"mail": mail, "server": {"public_url": "https://fichiers.example.org"}})
+    instance = open_instance(load_settings(made.config_path))
+    try:
+        instance.shares.clock = lambda: T0
+        alice = instance.accounts.create_user("alice", TEST_PASSWORD)
+        folder = instance.tree.mkdir(instance.tree.get(alice.root_id), "Dupont Jeanne")
+        shares = instance.shares
+        link = shares.create(alice.principal(), folder, email="patient@example.org", password="Tulipe 2026!",
+                             note="IRM du genou")  # fmt: skip
+        coded = shares.create(alice.principal(), folder, email="dr@example.org", code_by_email=True, mode="dropbox",
+                              locale="en")  # fmt: skip
+        told = shares.create(alice.principal(), folder, email="owner-tells@example.org", second_channel="owner")
+        assert link.token and coded.token and told.password  # a generated password, to give by telephone
+        assert smtp.received == []  # jobs: sent by the workers, retried if the mail server is down
+        run_jobs(instance)
+    finally:
+        instance.close()
+
+    by_rcpt: dict[str, list[EmailMessage]] = {}
+    for received in smtp.received:
+        by_rcpt.setdefault(received.rcpt_tos[0], []).append(received.message)
+    assert sorted(len(m) for m in by_rcpt.values()) == [1, 1, 2]
+
+    def text(message: EmailMessage) -> str:
+        body = message.get_body(("plain",))
+        assert body is not None
+        return str(body.get_content())
+
+    link_mail, password_mail = sorted(by_rcpt["patient@example.org"], key=lambda m: "mot de passe" in m["Subject"])
+    assert link_mail["Subject"] == "alice partage un document avec vous sur MedDAV"
+    body = text(link_mail)
+    assert f"https://fichiers.example.org/s/{link.token}" in body
+    assert "jusqu'au jeudi 3 décembre 2026 à 23:59 (CET)" in body  # the end of the day, in Paris
+    assert "second message" in body and "Tulipe" not in body
+    assert password_mail["Subject"] == "Le mot de passe du partage de alice"
+    assert "Tulipe 2026!" in text(password_mail) and link.token not in text(password_mail)
+    english = text(by_rcpt["dr@example.org"][0])
+    assert "invites you to send them documents" in english and "a code will be sent" in english
+    assert "par un autre moyen" in text(by_rcpt["owner-tells@example.org"][0])
+    for message in (m for messages in by_rcpt.values() for m in messages):
+        whole = message.as_string()
+        assert "Dupont" not in whole and "IRM" not in whole  # never the item's name nor the note
