@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from server.accounts import UserInfo
@@ -32,7 +31,7 @@ from server.jobs.commands import instance_handlers
 from server.policy import Action, Shared, SharePrincipal, allows
 from server.testing import TEST_PASSWORD, TestInstance
 from server.tree import Entry
-from tests.integration.test_mail import Collector, SmtpServer, free_port
+from tests.web.conftest import Mailbox, mailbox, smtp_settings  # noqa: F401 - the mailbox fixture, used here
 
 # Thursday 26 November 2026, 14:05 UTC (15:05 in Paris).
 T0 = dt.datetime(2026, 11, 26, 14, 5, tzinfo=dt.UTC).timestamp()
@@ -275,16 +274,6 @@ def test_the_cli_creates_lists_and_revokes_without_prompts(world: World, tmp_pat
     assert meddav("share", "revoke", "999").returncode == 1
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    collector = Collector()
-    port = free_port()
-    controller = Controller(collector, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield SmtpServer(port, collector)
-    controller.stop()
-
-
 def run_jobs(instance: Instance) -> None:
     pool = WorkerPool(instance.jobs, instance_handlers(instance), threads=0, scheduler=False)
     while pool.run_one("test"):
@@ -292,10 +281,10 @@ def run_jobs(instance: Instance) -> None:
 
 
 def test_a_links_recipient_gets_the_link_and_the_password_in_two_mails_without_health_data(
-    make_test_instance: Callable[..., TestInstance], smtp: SmtpServer
+    make_test_instance: Callable[..., TestInstance],
+    mailbox: Mailbox,  # noqa: F811 - the fixture imported above
 ) -> None:
-    mail = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_security": "none"}
-    made = make_test_instance({"mail": mail, "server": {"public_url": "https://fichiers.example.org"}})
+    made = make_test_instance({**smtp_settings(mailbox), "server": {"public_url": "https://fichiers.example.org"}})
     instance = open_instance(load_settings(made.config_path))
     try:
         instance.shares.clock = lambda: T0
@@ -308,14 +297,14 @@ def test_a_links_recipient_gets_the_link_and_the_password_in_two_mails_without_h
                               locale="en")  # fmt: skip
         told = shares.create(alice.principal(), folder, email="owner-tells@example.org", second_channel="owner")
         assert link.token and coded.token and told.password  # a generated password, to give by telephone
-        assert smtp.received == []  # jobs: sent by the workers, retried if the mail server is down
+        assert mailbox.messages == []  # jobs: sent by the workers, retried if the mail server is down
         run_jobs(instance)
     finally:
         instance.close()
 
     by_rcpt: dict[str, list[EmailMessage]] = {}
-    for received in smtp.received:
-        by_rcpt.setdefault(received.rcpt_tos[0], []).append(received.message)
+    for message in mailbox.messages:
+        by_rcpt.setdefault(message["To"], []).append(message)
     assert sorted(len(m) for m in by_rcpt.values()) == [1, 1, 2]
 
     def text(message: EmailMessage) -> str:
