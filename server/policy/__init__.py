@@ -44,7 +44,9 @@ data and checks every cell):
   recipient never shares further nor administers.  A colleague's share needs
   both in the same organisation.  Anyone else, the owner included, is
   answered on the node as if no share were involved, and a link's
-  principal gets nothing anywhere else.
+  principal gets nothing anywhere else.  A share itself (the subject
+  :class:`ShareGrant`) is administered (edited, revoked) by the user who
+  made it; whoever may share its node may also end it (the caller asks both).
 - A disabled principal may do nothing.
 
 Roles are capabilities, not a hierarchy of trust: a future "support admin"
@@ -219,7 +221,7 @@ class Shared:
 
 
 AnyPrincipal = Principal | PluginPrincipal | SharePrincipal
-Subject = Node | Organisation | InstanceSubject | Shared
+Subject = Node | Organisation | InstanceSubject | Shared | ShareGrant
 
 _PRIVATE_OWNER = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE, _A.SHARE})
 _CONTENT = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE})
@@ -287,6 +289,13 @@ def _share_actions(principal: AnyPrincipal, shared: Shared) -> frozenset[Action]
 
 def _actions(principal: AnyPrincipal, subject: Subject) -> frozenset[Action]:
     if principal.disabled:
+        return frozenset()
+    if isinstance(subject, ShareGrant):  # the share itself: its maker administers it
+        if isinstance(principal, Principal) and (subject.owner_id, subject.org_id) == (
+            principal.user_id,
+            principal.org_id,
+        ):
+            return frozenset({_A.ADMINISTER})
         return frozenset()
     if isinstance(subject, Shared):
         through_share = _share_actions(principal, subject)

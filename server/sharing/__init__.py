@@ -313,6 +313,8 @@ class Shares:
             if password is not None or code_by_email:
                 raise BadRequest("a colleague signs in with their own account: no password for their share")
             values |= {"kind": KIND_COLLEAGUE, "recipient_user_id": user.id}
+            if expires_on is not None:
+                expires_on = self._not_past(node.org_id, expires_on, now)
             values["expires_at"] = None if expires_on is None else self.end_of_day(node.org_id, expires_on)
         else:
             assert email is not None
@@ -380,19 +382,70 @@ class Shares:
         raise RuntimeError("could not draw an unused link lookup")  # 2^-200: a broken RNG
 
     def revoke(self, actor: Principal, share_id: int, *, surface: str = "cli", address: str = "local") -> ShareInfo:
-        """End a share now (its owner, or whoever may share its node).  Revoking an ended share changes
+        """End a share now (its maker, or whoever may share its node).  Revoking an ended share changes
         nothing and is not an error."""
-        share = self.get(share_id)
-        if share.owner_id != actor.user_id:
-            try:
-                policy.require(actor, self.tree.get(share.node_id), Action.SHARE)
-            except (PolicyDenied, NotFound):
-                self._record(actor, "share.revoke", "denied", surface, address, share=share)
-                raise NotFound("no such share") from None
+        share = self._managed(actor, share_id, "share.revoke", surface, address, ending=True)
         with self.db.write() as tx:
             tx.run(_REVOKE, id=share_id, at=self.clock())
         self._record(actor, "share.revoke", "ok", surface, address, share=share)
         return self.get(share_id)
+
+    def update(
+        self,
+        actor: Principal,
+        share_id: int,
+        *,
+        mode: str | None = None,
+        expires_on: dt.date | None = None,
+        note: str | None = None,
+        surface: str = "cli",
+        address: str = "local",
+    ) -> ShareInfo:
+        """Change a live share's mode, last day or note (its maker only; ``note=""`` removes the note).
+        The same rules as at creation apply; an ended share is not brought back (make a new one)."""
+        share = self._managed(actor, share_id, "share.update", surface, address, ending=False)
+        now = self.clock()
+        if not share.live(now):
+            raise BadRequest("this share has ended: make a new one")
+        values: dict[str, Any] = {}
+        if mode is not None:
+            if mode not in SHARE_MODES:
+                raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(SHARE_MODES)}")
+            if mode == "dropbox" and (share.kind == KIND_COLLEAGUE or not self.tree.get(share.node_id).is_dir):
+                raise BadRequest("a drop box is a folder shared by a link")
+            values["mode"] = mode
+        if expires_on is not None:
+            if share.kind == KIND_LINK:
+                values["expires_at"] = self.link_expiry(share.org_id, expires_on, share.created_at, now=now)
+            else:
+                values["expires_at"] = self.end_of_day(share.org_id, self._not_past(share.org_id, expires_on, now))
+        if note is not None and len(note) > NOTE_MAX:
+            raise BadRequest(f"the note has more than {NOTE_MAX} characters")
+        with self.db.write() as tx:
+            if values:
+                tx.run(update(shares_t).where(shares_t.c.id == share_id).values(**values))
+            if note is not None:
+                tx.run(_SET_NOTE, id=share_id, note=self._notes.seal(share_id, note) if note else None)
+        changed = ",".join([*values, *(["note"] if note is not None else [])]) or "nothing"
+        self._record(actor, "share.update", "ok", surface, address, share=share, changed=changed)
+        return self.get(share_id)
+
+    def _managed(
+        self, actor: Principal, share_id: int, action: str, surface: str, address: str, *, ending: bool
+    ) -> ShareInfo:
+        """The share, when ``actor`` may manage it (the policy: its maker; to end it, also whoever may share
+        its node); NotFound otherwise, audited, so that a share id says nothing to others."""
+        share = self.get(share_id)
+        allowed = policy.allows(actor, share.grant(), Action.ADMINISTER)
+        if not allowed and ending:
+            try:
+                allowed = policy.allows(actor, self.tree.get(share.node_id), Action.SHARE)
+            except NotFound:
+                allowed = False
+        if not allowed:
+            self._record(actor, action, "denied", surface, address, share=share)
+            raise NotFound("no such share")
+        return share
 
     def sweep(self) -> int:
         """Mark the shares that expired as ended (the periodic job ``shares.sweep``); return how many."""
@@ -482,18 +535,26 @@ class Shares:
         midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.zone(org_id))
         return midnight.timestamp()
 
-    def link_expiry(self, org_id: int, day: dt.date | None, now: float) -> float:
-        """When a link made at ``now`` expires: at the end of ``day``, by default ``default_expiry_days``
-        from today in the organisation's time zone; never in the past nor after ``max_expiry_days``."""
-        today = dt.datetime.fromtimestamp(now, self.zone(org_id)).date()
+    def link_expiry(self, org_id: int, day: dt.date | None, created: float, *, now: float | None = None) -> float:
+        """When a link made at ``created`` expires: at the end of ``day``, by default
+        ``default_expiry_days`` from that day in the organisation's time zone; never in the past (at
+        ``now``, by default ``created``) nor more than ``max_expiry_days`` after its creation."""
+        made_on = self._day(org_id, created)
         if day is None:
-            day = today + dt.timedelta(days=self.settings.default_expiry_days)
-        if day < today:
-            raise BadRequest(f"the expiry {day.isoformat()} is in the past: choose today or a later day")
-        latest = today + dt.timedelta(days=self.settings.max_expiry_days)
+            day = made_on + dt.timedelta(days=self.settings.default_expiry_days)
+        self._not_past(org_id, day, created if now is None else now)
+        latest = made_on + dt.timedelta(days=self.settings.max_expiry_days)
         if day > latest:
             raise BadRequest(f"a link may last until {latest.isoformat()} at the latest ([sharing] max_expiry_days)")
         return self.end_of_day(org_id, day)
+
+    def _day(self, org_id: int, at: float) -> dt.date:
+        return dt.datetime.fromtimestamp(at, self.zone(org_id)).date()
+
+    def _not_past(self, org_id: int, day: dt.date, now: float) -> dt.date:
+        if day < self._day(org_id, now):
+            raise BadRequest(f"the expiry {day.isoformat()} is in the past: choose today or a later day")
+        return day
 
     # -- audit ----------------------------------------------------------------------------------
 
@@ -507,10 +568,11 @@ class Shares:
         *,
         node: Entry | None = None,
         share: ShareInfo | None = None,
+        changed: str | None = None,
     ) -> None:
         detail = None
         if share is not None:
-            detail = f"kind={share.kind} mode={share.mode}"
+            detail = f"kind={share.kind} mode={share.mode}" + (f" changed={changed}" if changed else "")
         self._audit.record(
             AuditEvent(
                 surface=surface,

@@ -326,3 +326,28 @@ def test_a_links_recipient_gets_the_link_and_the_password_in_two_mails_without_h
     for message in (m for messages in by_rcpt.values() for m in messages):
         whole = message.as_string()
         assert "Dupont" not in whole and "IRM" not in whole  # never the item's name nor the note
+
+
+def test_a_share_is_changed_by_its_maker_within_the_same_rules(world: World) -> None:
+    shares, alice = world.instance.shares, world.alice.principal()
+    made = shares.create(alice, world.folder, email="p@example.org", note="première note")
+    changed = shares.update(alice, made.info.id, mode="write", expires_on=dt.date(2026, 12, 24), note="")
+    assert changed.mode == "write" and shares.note(changed) is None
+    assert changed.expires_at == dt.datetime(2026, 12, 24, 23, 0, tzinfo=dt.UTC).timestamp()
+    with pytest.raises(BadRequest, match="at the latest"):  # counted from the link's creation
+        shares.update(alice, made.info.id, expires_on=dt.date(2027, 3, 1))
+    with pytest.raises(NotFound):
+        shares.update(world.bob.principal(), made.info.id, mode="read")  # not his: unknown to him
+    colleague = shares.create(alice, world.file, colleague=world.bob.id)
+    with pytest.raises(BadRequest):
+        shares.update(alice, colleague.info.id, mode="dropbox")
+    with pytest.raises(BadRequest, match="in the past"):
+        shares.update(alice, colleague.info.id, expires_on=dt.date(2026, 11, 1))
+    shares.revoke(alice, made.info.id)
+    with pytest.raises(BadRequest, match="has ended"):
+        shares.update(alice, made.info.id, mode="read")
+    updates = audit_rows(world.instance, "share.update")
+    assert [(r.outcome, r.detail) for r in updates] == [
+        ("ok", "kind=link mode=read changed=mode,expires_at,note"),
+        ("denied", "kind=link mode=write"),
+    ]

@@ -288,3 +288,12 @@ def test_what_a_share_gives_its_recipient_and_nobody_else(principal: object, nod
         assert granted <= ({Action.CREATE} if node.id == share.root_id and node.is_dir else set())
     if node.id == share.root_id:
         assert Action.DELETE not in granted  # the shared item itself stays the owner's to delete
+
+
+def test_a_share_is_administered_by_its_maker_only() -> None:
+    for who, expected in (("alice", {Action.ADMINISTER}), ("bob", set()), ("olga", set()), ("ivan", set())):
+        assert {a for a in Action if allows(PRINCIPALS[who], TO_BOB, a)} == expected, who
+    disabled_alice = Principal(user_id=1, username="alice", org_id=10, root_id=100, disabled=True)
+    moved_alice = Principal(user_id=1, username="alice", org_id=20, root_id=100)
+    for principal in (disabled_alice, moved_alice, PRINCIPALS["drop box link"], PRINCIPALS["writer plugin"]):
+        assert not any(allows(principal, DROP_BOX, a) for a in Action)
