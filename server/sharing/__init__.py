@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 
 from server import policy
-from server.accounts import Accounts, check_email
+from server.accounts import LOCALES, Accounts, check_email
 from server.audit import AuditEvent, AuditLog
 from server.auth import PasswordHasher
 from server.config import SharingSettings
@@ -48,11 +48,11 @@ from server.credentials import SecretDigester
 from server.credentials._secrets import Secret, new_secret, normalise
 from server.crypto import ShareNoteSealer
 from server.db import Database, Tx, prepared
-from server.db.models import organisations_t, shares_t
+from server.db.models import organisations_t, shares_t, users_t
 from server.errors import BadRequest, NotFound, PolicyDenied
 from server.jobs import JobQueue
 from server.mail import MAIL_JOB
-from server.policy import SHARE_MODES, Action, Principal, ShareGrant
+from server.policy import SHARE_MODES, Action, Operator, Principal, ShareGrant
 from server.tree import Entry, Tree
 
 __all__ = ["KIND_COLLEAGUE", "KIND_LINK", "NOTE_MAX", "SECOND_CHANNELS", "NewShare", "ShareInfo", "Shares"]
@@ -61,6 +61,8 @@ KIND_COLLEAGUE = "colleague"
 KIND_LINK = "link"
 NOTE_MAX = 2000
 NETWORKS_MAX = 20
+#: Characters of a presented token that are looked at (a token with its dashes has about 50).
+TOKEN_TYPED_MAX = 128
 #: The purpose of a link token's keyed digest (an app password's digest does not match a link's).
 LINK_PURPOSE = "share-link"
 #: The second channel that takes a link's password to its recipient: an e-mail of its own, or the owner
@@ -87,13 +89,17 @@ _COLUMNS = (
     shares_t.c.revoked_at,
     shares_t.c.last_access_at,
 )
-_BY_ID = prepared(select(*_COLUMNS).where(shares_t.c.id == bindparam("id")))
-_BY_LOOKUP = prepared(select(*_COLUMNS, shares_t.c.token_digest).where(shares_t.c.token_lookup == bindparam("lookup")))
-_BY_OWNER = prepared(select(*_COLUMNS).where(shares_t.c.owner_id == bindparam("owner")).order_by(shares_t.c.id))
-_FOR_RECIPIENT = prepared(
-    select(*_COLUMNS).where(shares_t.c.recipient_user_id == bindparam("user")).order_by(shares_t.c.id)
+# Every share with its maker's state: a disabled account's shares stop working with it.
+_SELECT = select(*_COLUMNS, users_t.c.disabled.label("owner_disabled")).select_from(
+    shares_t.join(users_t, users_t.c.id == shares_t.c.owner_id)
 )
-_ALL = prepared(select(*_COLUMNS).order_by(shares_t.c.id))
+_BY_ID = prepared(_SELECT.where(shares_t.c.id == bindparam("id")))
+_BY_LOOKUP = prepared(
+    _SELECT.add_columns(shares_t.c.token_digest).where(shares_t.c.token_lookup == bindparam("lookup"))
+)
+_BY_OWNER = prepared(_SELECT.where(shares_t.c.owner_id == bindparam("owner")).order_by(shares_t.c.id))
+_FOR_RECIPIENT = prepared(_SELECT.where(shares_t.c.recipient_user_id == bindparam("user")).order_by(shares_t.c.id))
+_ALL = prepared(_SELECT.order_by(shares_t.c.id))
 _NOTE = prepared(select(shares_t.c.note).where(shares_t.c.id == bindparam("id")))
 _SET_NOTE = prepared(update(shares_t).where(shares_t.c.id == bindparam("id")).values(note=bindparam("note")))
 _REVOKE = prepared(
@@ -137,14 +143,18 @@ class ShareInfo:
     revoked_at: float | None
     last_access_at: float | None
 
+    owner_disabled: bool = False
+
     def live(self, at: float) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or at < self.expires_at)
+        return self.grant().live(at)
 
     def state(self, at: float) -> str:
-        """ "active", "expired" or "revoked" (for listings)."""
+        """One of "active", "suspended" (its maker's account is disabled), "expired", "revoked"."""
         if self.revoked_at is not None:
             return "expired" if self.expires_at is not None and self.revoked_at >= self.expires_at else "revoked"
-        return "active" if self.live(at) else "expired"
+        if self.expires_at is not None and at >= self.expires_at:
+            return "expired"
+        return "suspended" if self.owner_disabled else "active"
 
     def grant(self) -> ShareGrant:
         """The share as :mod:`server.policy` judges it."""
@@ -157,6 +167,7 @@ class ShareInfo:
             recipient_user_id=self.recipient_user_id,
             expires_at=self.expires_at,
             revoked=self.revoked_at is not None,
+            owner_disabled=self.owner_disabled,
         )
 
 
@@ -180,6 +191,7 @@ def _info(row: Any) -> ShareInfo:
         created_at=float(row.created_at),
         revoked_at=row.revoked_at,
         last_access_at=row.last_access_at,
+        owner_disabled=bool(row.owner_disabled),
     )
 
 
@@ -263,6 +275,7 @@ class Shares:
         locale: str = "fr",
         surface: str = "cli",
         address: str = "local",
+        recorded_as: str | None = None,
     ) -> NewShare:
         """Share ``node``: with the user id ``colleague``, or by a link to ``email``.
 
@@ -271,13 +284,20 @@ class Shares:
         (a generated one is returned, to be shown once).  The mails are jobs of the share's own
         transaction: retried until the mail server takes them, never sent for a share that failed.
 
+        A password the owner chooses meets ``[passwords]``, as account passwords do.  ``recorded_as``
+        names who acted in the audit log when it is not ``actor`` (the operator at the command line,
+        acting for the owner).
+
         Raises ``PolicyDenied`` when ``actor`` may not share it, ``BadRequest`` (with what to do) for
         a wrong combination, ``NotFound`` for an unknown colleague."""
+        who = recorded_as or actor.username
         try:
             policy.require(actor, node, Action.SHARE)
         except PolicyDenied:
-            self._record(actor, "share.create", "denied", surface, address, node=node)
+            self._record(actor, "share.create", "denied", surface, address, node=node, who=who)
             raise
+        if locale not in LOCALES:
+            raise BadRequest(f"unknown language {locale!r}: use one of {', '.join(LOCALES)}")
         now = self.clock()
         if mode not in SHARE_MODES:
             raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(SHARE_MODES)}")
@@ -312,6 +332,8 @@ class Shares:
                 raise BadRequest("a drop box is for a link: share with a colleague read-only or read-write")
             if password is not None or code_by_email:
                 raise BadRequest("a colleague signs in with their own account: no password for their share")
+            if max_downloads is not None or networks:
+                raise BadRequest("download and network limits are for links: a colleague signs in")
             values |= {"kind": KIND_COLLEAGUE, "recipient_user_id": user.id}
             if expires_on is not None:
                 expires_on = self._not_past(node.org_id, expires_on, now)
@@ -326,8 +348,8 @@ class Shares:
             if not code_by_email:
                 if password is None:
                     password = generated = generated_password()
-                elif not password.strip():
-                    raise BadRequest("the password is empty: give one, or let MedDAV make one")
+                else:  # chosen by the owner: the rules of account passwords (length, not guessable)
+                    self.accounts.policy.check(password, user_inputs=[email, actor.username])
                 values["password_hash"] = self._hasher.hash(password)
             values["expires_at"] = self.link_expiry(node.org_id, expires_on, now)
         with self.db.write() as tx:
@@ -343,7 +365,7 @@ class Shares:
             if token is not None:
                 mail_password = None if code_by_email or second_channel == "owner" else password
                 self._enqueue_mails(tx, actor, info, token, mail_password, locale)
-        self._record(actor, "share.create", "ok", surface, address, node=node, share=info)
+        self._record(actor, "share.create", "ok", surface, address, node=node, share=info, who=who)
         return NewShare(info, token=token, password=generated if second_channel == "owner" else None)
 
     def _enqueue_mails(
@@ -381,7 +403,9 @@ class Shares:
                 return secret
         raise RuntimeError("could not draw an unused link lookup")  # 2^-200: a broken RNG
 
-    def revoke(self, actor: Principal, share_id: int, *, surface: str = "cli", address: str = "local") -> ShareInfo:
+    def revoke(
+        self, actor: Principal | Operator, share_id: int, *, surface: str = "cli", address: str = "local"
+    ) -> ShareInfo:
         """End a share now (its maker, or whoever may share its node).  Revoking an ended share changes
         nothing and is not an error."""
         share = self._managed(actor, share_id, "share.revoke", surface, address, ending=True)
@@ -431,13 +455,13 @@ class Shares:
         return self.get(share_id)
 
     def _managed(
-        self, actor: Principal, share_id: int, action: str, surface: str, address: str, *, ending: bool
+        self, actor: Principal | Operator, share_id: int, action: str, surface: str, address: str, *, ending: bool
     ) -> ShareInfo:
         """The share, when ``actor`` may manage it (the policy: its maker; to end it, also whoever may share
         its node); NotFound otherwise, audited, so that a share id says nothing to others."""
         share = self.get(share_id)
         allowed = policy.allows(actor, share.grant(), Action.ADMINISTER)
-        if not allowed and ending:
+        if not allowed and ending and isinstance(actor, Principal):
             try:
                 allowed = policy.allows(actor, self.tree.get(share.node_id), Action.SHARE)
             except NotFound:
@@ -500,7 +524,7 @@ class Shares:
     def find_link(self, presented: str) -> ShareInfo | None:
         """The live link share of a token, or None: unknown, ended and damaged tokens alike, in the
         same time (one indexed query and one keyed digest whatever the answer)."""
-        value = normalise(presented)
+        value = normalise(presented[:TOKEN_TYPED_MAX])  # a digest of any length costs the same as a token's
         lookup = SecretDigester.lookup_of(value) if value.isalnum() else None
         row = None
         if lookup is not None:
@@ -532,7 +556,10 @@ class Shares:
 
     def end_of_day(self, org_id: int, day: dt.date) -> float:
         """The last instant of ``day`` in the organisation's time zone (midnight after it)."""
-        midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.zone(org_id))
+        try:
+            midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.zone(org_id))
+        except OverflowError:
+            raise BadRequest(f"the expiry {day.isoformat()} is too far away: choose a day before 9999") from None
         return midnight.timestamp()
 
     def link_expiry(self, org_id: int, day: dt.date | None, created: float, *, now: float | None = None) -> float:
@@ -560,7 +587,7 @@ class Shares:
 
     def _record(
         self,
-        actor: Principal,
+        actor: Principal | Operator,
         action: str,
         outcome: str,
         surface: str,
@@ -569,6 +596,7 @@ class Shares:
         node: Entry | None = None,
         share: ShareInfo | None = None,
         changed: str | None = None,
+        who: str | None = None,
     ) -> None:
         detail = None
         if share is not None:
@@ -578,8 +606,8 @@ class Shares:
                 surface=surface,
                 action=action,
                 outcome=outcome,
-                principal=actor.username,
-                user_id=actor.user_id,
+                principal=who or actor.username,
+                user_id=actor.user_id if isinstance(actor, Principal) else None,
                 address=address,
                 org_id=node.org_id if node is not None else share.org_id if share is not None else None,
                 node_id=node.id if node is not None else share.node_id if share is not None else None,

@@ -1,21 +1,24 @@
 """The ``meddav share list|create|revoke`` commands: scriptable, no prompts.
 
 ``server/cli.py`` calls :func:`add_commands` with its sub-parsers and its way
-of opening the configured instance.  The CLI acts as the share's owner
-(``--owner``), so the policy decides as it would for that user on the web;
-every action is audited with surface "cli".  Exit status: 0 success, 1 failure.
+of opening the configured instance.  A share is made for its owner
+(``--owner``): the policy decides as it would for that user on the web, and
+the audit log records the operator ("os:<system user>") as who acted.  The
+operator ends any share (a disabled owner's too).  Exit status: 0 success, 1
+failure.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from server.errors import BadRequest, NotFound
-from server.policy import SHARE_MODES
+from server.policy import SHARE_MODES, Operator
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -42,6 +45,10 @@ the note.
 Prints the share's id, then for a link its address (and a password to give)."""
 
 _MODE_TEXT = {"read": "read-only", "write": "read-write", "dropbox": "drop box"}
+
+
+def _operator() -> Operator:
+    return Operator(f"os:{getpass.getuser()}")
 
 
 def _day(text: str) -> dt.date:
@@ -91,6 +98,7 @@ def cmd_share_create(args: argparse.Namespace, open_instance: OpenInstance) -> i
             networks=args.network or (),
             second_channel=args.password_by,
             locale=args.lang,
+            recorded_as=_operator().username,
         )
         base = instance.settings.public_base_url()
     finally:
@@ -134,9 +142,7 @@ def _line(share: ShareInfo, users: dict[int, str], now: float) -> str:
 def cmd_share_revoke(args: argparse.Namespace, open_instance: OpenInstance) -> int:
     instance = open_instance(args)
     try:
-        share = instance.shares.get(args.id)
-        owner = instance.accounts.get_by_id(share.owner_id)
-        instance.shares.revoke(owner.principal(), share.id)
+        instance.shares.revoke(_operator(), args.id)
     finally:
         instance.close()
     print(f"share {args.id} revoked", file=sys.stderr)

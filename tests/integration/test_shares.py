@@ -28,7 +28,7 @@ from server.errors import BadRequest, NotFound, PolicyDenied
 from server.instance import SHARES_SWEEP, Instance, open_instance
 from server.jobs import WorkerPool
 from server.jobs.commands import instance_handlers
-from server.policy import Action, Shared, SharePrincipal, allows
+from server.policy import Action, Operator, Shared, SharePrincipal, allows
 from server.testing import TEST_PASSWORD, TestInstance
 from server.tree import Entry
 from tests.web.conftest import Mailbox, mailbox, smtp_settings  # noqa: F401 - the mailbox fixture, used here
@@ -351,3 +351,41 @@ def test_a_share_is_changed_by_its_maker_within_the_same_rules(world: World) -> 
         ("ok", "kind=link mode=read changed=mode,expires_at,note"),
         ("denied", "kind=link mode=write"),
     ]
+
+
+def test_a_disabled_accounts_shares_stop_working_with_it(world: World) -> None:
+    shares, alice = world.instance.shares, world.alice.principal()
+    link = shares.create(alice, world.folder, email="p@example.org", second_channel="owner")
+    colleague = shares.create(alice, world.folder, colleague=world.bob.id)
+    assert link.token
+    world.instance.accounts.set_disabled("alice", disabled=True)
+    assert shares.find_link(link.token) is None
+    assert shares.get(colleague.info.id).state(world.now[0]) == "suspended"
+    assert not shares.get(colleague.info.id).grant().live(world.now[0])
+    assert shares.for_recipient(world.bob.id) == []
+    world.instance.accounts.set_disabled("alice", disabled=False)
+    assert shares.find_link(link.token) is not None  # back with the account
+
+    # The operator ends a share whoever made it (alice may be gone); the audit log names the operator.
+    world.instance.accounts.set_disabled("alice", disabled=True)
+    shares.revoke(Operator("os:root"), link.info.id)
+    assert shares.get(link.info.id).state(world.now[0]) == "revoked"
+    revoked = audit_rows(world.instance, "share.revoke")
+    assert [(r.outcome, r.target_id) for r in revoked] == [("ok", link.info.id)]
+
+
+def test_what_a_share_refuses_changes_nothing(world: World) -> None:
+    shares, alice = world.instance.shares, world.alice.principal()
+    for bad in (
+        {"email": "p@example.org", "password": "x"},  # the rules of account passwords
+        {"email": "p@example.org", "password": "password1234"},
+        {"email": "p@example.org", "locale": "de"},
+        {"email": "p@example.org", "expires_on": dt.date.max},
+        {"colleague": world.bob.id, "networks": ["192.0.2.0/24"]},
+        {"colleague": world.bob.id, "max_downloads": 3},
+        {"colleague": world.bob.id, "expires_on": dt.date.max},
+    ):
+        with pytest.raises(BadRequest):
+            shares.create(alice, world.folder, **bad)  # type: ignore[arg-type]
+    assert shares.all() == [] and world.instance.jobs.counts()["pending"] == 0
+    assert shares.find_link("a" * 10_000) is None and shares.find_link("\x00" * 64) is None

@@ -27,6 +27,7 @@ from server.policy import (
     ROLE_ORG_ADMIN,
     ROLES,
     Action,
+    Operator,
     Organisation,
     PluginPrincipal,
     Principal,
@@ -297,3 +298,15 @@ def test_a_share_is_administered_by_its_maker_only() -> None:
     moved_alice = Principal(user_id=1, username="alice", org_id=20, root_id=100)
     for principal in (disabled_alice, moved_alice, PRINCIPALS["drop box link"], PRINCIPALS["writer plugin"]):
         assert not any(allows(principal, DROP_BOX, a) for a in Action)
+
+
+def test_the_operator_ends_shares_and_does_nothing_else() -> None:
+    operator = Operator("os:root")
+    assert {a for a in Action if allows(operator, TO_BOB, a)} == {Action.ADMINISTER}
+    for subject in SUBJECTS.values():
+        assert not any(allows(operator, subject, a) for a in Action)  # type: ignore[arg-type]
+
+
+def test_a_share_gives_nothing_on_a_node_of_another_organisation() -> None:
+    stray = Node(owner_id=3, org_id=20, parent_id=11, id=14)  # a resolver's mistake
+    assert not any(allows(PRINCIPALS["bob"], Shared(stray, TO_BOB, NOW), a) for a in Action)
