@@ -239,6 +239,13 @@ _FAIL = prepared(
 _EXTEND = prepared(
     update(jobs_t).where(_HELD).values(lease_until=bindparam("lease_until"), updated_at=bindparam("now"))
 )
+_CANCEL = prepared(
+    delete(jobs_t).where(
+        jobs_t.c.kind == bindparam("kind"),
+        jobs_t.c.key == bindparam("key"),
+        or_(jobs_t.c.state == PENDING, jobs_t.c.state == DEAD),
+    )
+)
 _RETRY = prepared(
     update(jobs_t)
     .where(jobs_t.c.id == bindparam("id"), jobs_t.c.state == DEAD)
@@ -586,6 +593,11 @@ class JobQueue:
         if changed:
             self.notify()
         return bool(changed)
+
+    def cancel(self, tx: Tx, kind: str, key: str) -> bool:
+        """Withdraw a job that has not started (pending or dead), in the caller's transaction: work made
+        pointless by a change (the mail of a share revoked before it went).  A running or done job stays."""
+        return bool(tx.run(_CANCEL, kind=kind, key=key))
 
     def retry_dead(self, kind: str | None = None) -> int:
         """Retry every dead job (of ``kind``); return how many."""

@@ -61,6 +61,8 @@ KIND_COLLEAGUE = "colleague"
 KIND_LINK = "link"
 NOTE_MAX = 2000
 NETWORKS_MAX = 20
+#: The mails of a link share (the keys of their jobs: ``share:<id>:<part>``).
+MAIL_PARTS = ("link", "password")
 #: Characters of a presented token that are looked at (a token with its dashes has about 50).
 TOKEN_TYPED_MAX = 128
 #: The purpose of a link token's keyed digest (an app password's digest does not match a link's).
@@ -381,9 +383,9 @@ class Shares:
             "access": share.mode,
             "proof": proof,
         }
-        mails: list[tuple[str, str, dict[str, Any]]] = [("link", "share_link", link)]
+        mails: list[tuple[str, str, dict[str, Any]]] = [(MAIL_PARTS[0], "share_link", link)]
         if password is not None:
-            mails.append(("password", "share_password", {"password": password}))
+            mails.append((MAIL_PARTS[1], "share_password", {"password": password}))
         zone = self.zone(share.org_id).key  # dates in the organisation's time zone
         for part, template, context in mails:
             payload = {
@@ -411,6 +413,8 @@ class Shares:
         share = self._managed(actor, share_id, "share.revoke", surface, address, ending=True)
         with self.db.write() as tx:
             tx.run(_REVOKE, id=share_id, at=self.clock())
+            for part in MAIL_PARTS:  # a mail not sent yet would give a dead link, or its password
+                self._jobs.cancel(tx, MAIL_JOB, f"share:{share_id}:{part}")
         self._record(actor, "share.revoke", "ok", surface, address, share=share)
         return self.get(share_id)
 
@@ -428,6 +432,9 @@ class Shares:
         """Change a live share's mode, last day or note (its maker only; ``note=""`` removes the note).
         The same rules as at creation apply; an ended share is not brought back (make a new one)."""
         share = self._managed(actor, share_id, "share.update", surface, address, ending=False)
+        if not policy.allows(actor, self.tree.get(share.node_id), Action.SHARE):  # no longer theirs to share
+            self._record(actor, "share.update", "denied", surface, address, share=share)
+            raise PolicyDenied("share denied: you may end this share, not change it")
         now = self.clock()
         if not share.live(now):
             raise BadRequest("this share has ended: make a new one")

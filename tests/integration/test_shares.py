@@ -389,3 +389,28 @@ def test_what_a_share_refuses_changes_nothing(world: World) -> None:
             shares.create(alice, world.folder, **bad)  # type: ignore[arg-type]
     assert shares.all() == [] and world.instance.jobs.counts()["pending"] == 0
     assert shares.find_link("a" * 10_000) is None and shares.find_link("\x00" * 64) is None
+
+
+def test_a_demoted_admin_may_end_the_shares_of_a_group_folder_not_widen_them(world: World) -> None:
+    instance, shares = world.instance, world.instance.shares
+    instance.accounts.set_role("bob", "org_admin")
+    bob = instance.accounts.get("bob")
+    group = instance.tree.create_group_folder(bob.org_id, "Secrétariat", owner_id=bob.id)
+    made = shares.create(bob.principal(), group, email="p@example.org", second_channel="owner")
+    instance.accounts.set_role("bob", "member")  # members may not share a group folder
+    demoted = instance.accounts.get("bob").principal()
+    with pytest.raises(PolicyDenied):
+        shares.update(demoted, made.info.id, mode="write")
+    assert shares.get(made.info.id).mode == "read"
+    shares.revoke(demoted, made.info.id)  # ending it only ever narrows access
+
+
+def test_revoking_a_link_withdraws_its_mails_not_yet_sent(world: World) -> None:
+    shares = world.instance.shares
+    made = shares.create(world.alice.principal(), world.folder, email="p@example.org")  # the password by mail too
+    assert sorted(j.key for j in world.instance.jobs.list(kind="mail.send")) == [
+        f"share:{made.info.id}:link",
+        f"share:{made.info.id}:password",
+    ]
+    shares.revoke(world.alice.principal(), made.info.id)
+    assert world.instance.jobs.list(kind="mail.send") == []

@@ -155,6 +155,20 @@ def test_payload_does_not_open_under_another_key_or_row(queue: JobQueue, key: by
     assert queue.claim("w") is None and _state(queue, c) == DEAD
 
 
+def test_cancel_withdraws_only_work_not_started(queue: JobQueue) -> None:
+    for key in ("a", "b", "c"):
+        queue.enqueue(None, "mail.send", key, {})
+    running = queue.claim("w")  # a
+    done = queue.claim("w")  # b
+    assert running is not None and done is not None and queue.complete(done, "w")
+    with queue.db.write() as tx:
+        assert queue.cancel(tx, "mail.send", running.key) is False  # running: stays
+        assert queue.cancel(tx, "mail.send", done.key) is False  # done: stays
+        assert queue.cancel(tx, "mail.send", "c") is True  # pending: withdrawn
+        assert queue.cancel(tx, "mail.send", "unknown") is False
+    assert sorted(j.key for j in queue.list()) == ["a", "b"]
+
+
 # -- claiming -----------------------------------------------------------------------
 
 
