@@ -144,8 +144,7 @@ class ShareInfo:
     created_at: float
     revoked_at: float | None
     last_access_at: float | None
-
-    owner_disabled: bool = False
+    owner_disabled: bool = False  # its maker's account is disabled: the share is suspended
 
     def live(self, at: float) -> bool:
         return self.grant().live(at)
@@ -298,75 +297,82 @@ class Shares:
         except PolicyDenied:
             self._record(actor, "share.create", "denied", surface, address, node=node, who=who)
             raise
-        if locale not in LOCALES:
-            raise BadRequest(f"unknown language {locale!r}: use one of {', '.join(LOCALES)}")
-        now = self.clock()
-        if mode not in SHARE_MODES:
-            raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(SHARE_MODES)}")
-        if mode == "dropbox" and not node.is_dir:
-            raise BadRequest("a drop box is a folder: share a folder, or choose read or write")
-        if note is not None and len(note) > NOTE_MAX:
-            raise BadRequest(f"the note has more than {NOTE_MAX} characters")
-        if max_downloads is not None and max_downloads < 1:
-            raise BadRequest("the number of downloads must be at least 1")
-        values: dict[str, Any] = {
-            "node_id": node.id,
-            "owner_id": actor.user_id,
-            "org_id": node.org_id,
-            "mode": mode,
-            "code_by_email": code_by_email,
-            "max_downloads": max_downloads,
-            "downloads": 0,
-            "uploads": 0,
-            "networks": ",".join(_networks(networks)) or None,
-            "created_at": now,
-        }
-        generated: str | None = None
-        if (colleague is None) == (email is None):
-            raise BadRequest("share with a colleague or by a link to an e-mail address (one of the two)")
-        if colleague is not None:
-            user = self.accounts.get_by_id(colleague)
-            if user.org_id != node.org_id or user.disabled:
-                raise NotFound("no such colleague in this organisation")
-            if user.id == actor.user_id:
-                raise BadRequest("this is your own account: share with a colleague")
-            if mode == "dropbox":
-                raise BadRequest("a drop box is for a link: share with a colleague read-only or read-write")
-            if password is not None or code_by_email:
-                raise BadRequest("a colleague signs in with their own account: no password for their share")
-            if max_downloads is not None or networks:
-                raise BadRequest("download and network limits are for links: a colleague signs in")
-            values |= {"kind": KIND_COLLEAGUE, "recipient_user_id": user.id}
-            if expires_on is not None:
-                expires_on = self._not_past(node.org_id, expires_on, now)
-            values["expires_at"] = None if expires_on is None else self.end_of_day(node.org_id, expires_on)
-        else:
-            assert email is not None
-            values |= {"kind": KIND_LINK, "recipient_email": check_email(email)}
-            if code_by_email and password is not None:
-                raise BadRequest("choose a password or codes by e-mail, not both")
-            if second_channel not in SECOND_CHANNELS:
-                raise BadRequest(f"unknown second channel {second_channel!r}: use email or owner")
-            if not code_by_email:
-                if password is None:
-                    password = generated = generated_password()
-                else:  # chosen by the owner: the rules of account passwords (length, not guessable)
-                    self.accounts.policy.check(password, user_inputs=[email, actor.username])
-                values["password_hash"] = self._hasher.hash(password)
-            values["expires_at"] = self.link_expiry(node.org_id, expires_on, now)
-        with self.db.write() as tx:
-            token = None
-            if values["kind"] == KIND_LINK:
-                secret = self._unused_link(tx)
-                token = secret.value
-                values |= {"token_lookup": secret.lookup, "token_digest": self._digester.digest(LINK_PURPOSE, token)}
-            share_id = tx.insert(insert(shares_t).values(**values).returning(shares_t.c.id))
-            if note:
-                tx.run(_SET_NOTE, id=share_id, note=self._notes.seal(share_id, note))
-            info = _info(tx.one(_BY_ID, id=share_id))
-            if token is not None:
-                mail_password = None if code_by_email or second_channel == "owner" else password
-                self._enqueue_mails(tx, actor, info, token, mail_password, locale)
+        try:
+            if locale not in LOCALES:
+                raise BadRequest(f"unknown language {locale!r}: use one of {', '.join(LOCALES)}")
+            now = self.clock()
+            if mode not in SHARE_MODES:
+                raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(SHARE_MODES)}")
+            if mode == "dropbox" and not node.is_dir:
+                raise BadRequest("a drop box is a folder: share a folder, or choose read or write")
+            if note is not None and len(note) > NOTE_MAX:
+                raise BadRequest(f"the note has more than {NOTE_MAX} characters")
+            if max_downloads is not None and max_downloads < 1:
+                raise BadRequest("the number of downloads must be at least 1")
+            values: dict[str, Any] = {
+                "node_id": node.id,
+                "owner_id": actor.user_id,
+                "org_id": node.org_id,
+                "mode": mode,
+                "code_by_email": code_by_email,
+                "max_downloads": max_downloads,
+                "downloads": 0,
+                "uploads": 0,
+                "networks": ",".join(_networks(networks)) or None,
+                "created_at": now,
+            }
+            generated: str | None = None
+            if (colleague is None) == (email is None):
+                raise BadRequest("share with a colleague or by a link to an e-mail address (one of the two)")
+            if colleague is not None:
+                user = self.accounts.get_by_id(colleague)
+                if user.org_id != node.org_id or user.disabled:
+                    raise NotFound("no such colleague in this organisation")
+                if user.id == actor.user_id:
+                    raise BadRequest("this is your own account: share with a colleague")
+                if mode == "dropbox":
+                    raise BadRequest("a drop box is for a link: share with a colleague read-only or read-write")
+                if password is not None or code_by_email:
+                    raise BadRequest("a colleague signs in with their own account: no password for their share")
+                if max_downloads is not None or networks:
+                    raise BadRequest("download and network limits are for links: a colleague signs in")
+                values |= {"kind": KIND_COLLEAGUE, "recipient_user_id": user.id}
+                if expires_on is not None:
+                    expires_on = self._not_past(node.org_id, expires_on, now)
+                values["expires_at"] = None if expires_on is None else self.end_of_day(node.org_id, expires_on)
+            else:
+                assert email is not None
+                values |= {"kind": KIND_LINK, "recipient_email": check_email(email)}
+                if code_by_email and password is not None:
+                    raise BadRequest("choose a password or codes by e-mail, not both")
+                if second_channel not in SECOND_CHANNELS:
+                    raise BadRequest(f"unknown second channel {second_channel!r}: use email or owner")
+                if not code_by_email:
+                    if password is None:
+                        password = generated = generated_password()
+                    else:  # chosen by the owner: the rules of account passwords (length, not guessable)
+                        self.accounts.policy.check(password, user_inputs=[email, actor.username])
+                    values["password_hash"] = self._hasher.hash(password)
+                values["expires_at"] = self.link_expiry(node.org_id, expires_on, now)
+            with self.db.write() as tx:
+                token = None
+                if values["kind"] == KIND_LINK:
+                    secret = self._unused_link(tx)
+                    token = secret.value
+                    values |= {
+                        "token_lookup": secret.lookup,
+                        "token_digest": self._digester.digest(LINK_PURPOSE, token),
+                    }
+                share_id = tx.insert(insert(shares_t).values(**values).returning(shares_t.c.id))
+                if note:
+                    tx.run(_SET_NOTE, id=share_id, note=self._notes.seal(share_id, note))
+                info = _info(tx.one(_BY_ID, id=share_id))
+                if token is not None:
+                    mail_password = None if code_by_email or second_channel == "owner" else password
+                    self._enqueue_mails(tx, actor, info, token, mail_password, locale)
+        except (BadRequest, NotFound) as refused:  # nothing stored; the refusal is audited, by kind only
+            self._record(actor, "share.create", "failed", surface, address, node=node, who=who, why=refused)
+            raise
         self._record(actor, "share.create", "ok", surface, address, node=node, share=info, who=who)
         return NewShare(info, token=token, password=generated if second_channel == "owner" else None)
 
@@ -604,10 +610,13 @@ class Shares:
         share: ShareInfo | None = None,
         changed: str | None = None,
         who: str | None = None,
+        why: Exception | None = None,
     ) -> None:
         detail = None
         if share is not None:
             detail = f"kind={share.kind} mode={share.mode}" + (f" changed={changed}" if changed else "")
+        elif why is not None:
+            detail = f"refused={type(why).__name__}"  # never the message: it may quote an address or a day
         self._audit.record(
             AuditEvent(
                 surface=surface,

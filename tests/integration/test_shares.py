@@ -388,6 +388,8 @@ def test_what_a_share_refuses_changes_nothing(world: World) -> None:
         with pytest.raises(BadRequest):
             shares.create(alice, world.folder, **bad)  # type: ignore[arg-type]
     assert shares.all() == [] and world.instance.jobs.counts()["pending"] == 0
+    refusals = [(r.outcome, r.detail) for r in audit_rows(world.instance, "share.create")]
+    assert refusals == [("failed", "refused=PasswordRejected")] * 2 + [("failed", "refused=BadRequest")] * 5
     assert shares.find_link("a" * 10_000) is None and shares.find_link("\x00" * 64) is None
 
 
