@@ -10,6 +10,7 @@
 - ``/ui/admin``: administering an organisation: members (:mod:`webui.views.admin`),
   group folders (:mod:`webui.views.groups`), audit log (:mod:`webui.views.audit`);
 - ``/ui/admin/jobs``: the instance's background jobs (:mod:`webui.views.jobs`);
+- ``/api/v1``: the JSON API of shares, with its OpenAPI document (:mod:`webui.views.api`);
 - ``/plugins/<name>/``: the pages of a plugin (its ``meddav_web_blueprint``).
 
 Around every view: the session is read (:mod:`webui.sessions`), the language
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _  # type: ignore[import-untyped]
 from werkzeug.exceptions import HTTPException
 
@@ -80,7 +81,8 @@ def create_app(instance: Instance) -> Flask:
             return
         sessions.load()
         i18n.choose()
-        csrf.protect()
+        if request.blueprint != "api":  # the API checks its own header (webui.views.api)
+            csrf.protect()
 
     @app.after_request
     def after(response: Response) -> Response:
@@ -91,8 +93,10 @@ def create_app(instance: Instance) -> Flask:
         return i18n.after_request(response)
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int]:
+    def http_error(error: HTTPException) -> tuple[str | Response, int]:
         code = error.code or 500
+        if request.blueprint == "api" or request.path.startswith("/api/"):
+            return jsonify(error={"status": code, "message": error.name}), code
         title, message = _error_text(code, error.description)
         return render_template("message.html", title=title, message=message), code
 

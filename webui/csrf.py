@@ -25,7 +25,7 @@ from flask import Response, abort, g, request
 from webui import sessions, signing
 from webui.context import instance
 
-__all__ = ["FIELD", "after_request", "check", "cookie_name", "protect", "token"]
+__all__ = ["FIELD", "after_request", "check", "check_value", "cookie_name", "protect", "token"]
 
 FIELD = "csrf_token"
 _PURPOSE = "csrf"
@@ -55,8 +55,12 @@ def token() -> str:
 
 
 def check() -> bool:
+    return check_value(request.form.get(FIELD, ""))
+
+
+def check_value(presented: str) -> bool:
+    """Whether ``presented`` is this browser's token (a form field, or the API's ``X-CSRF-Token`` header)."""
     key = _key()
-    presented = request.form.get(FIELD, "")
     return key is not None and bool(presented) and signing.verify(key, _PURPOSE, "", presented)
 
 

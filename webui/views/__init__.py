@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from webui.views.account import blueprint as account
 from webui.views.admin import blueprint as admin
+from webui.views.api import blueprint as api
 from webui.views.audit import blueprint as audit
 from webui.views.auth import blueprint as auth
 from webui.views.devices import blueprint as devices
@@ -17,4 +18,4 @@ from webui.views.security import blueprint as security
 
 __all__ = ["BLUEPRINTS"]
 
-BLUEPRINTS = (public, auth, invite, account, security, devices, admin, groups, audit, jobs)
+BLUEPRINTS = (public, auth, invite, account, security, devices, admin, groups, audit, jobs, api)
