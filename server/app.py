@@ -3,6 +3,7 @@
 ::
 
     /dav/...      WebDAV (server.dav)
+    /public/...   a link share over WebDAV (server.dav.public)
     /...          web pages (webui)
 
 Around both: the request log (method, node id, user id, status, bytes,
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from server.dav import MOUNT_PATH, create_dav_app
+from server.dav import MOUNT_PATH, PUBLIC_PATH, create_dav_app, create_public_app
 from server.dav.auditing import dav_event
 from server.jobs import Foreground
 from webui import create_app as create_web_app
@@ -140,9 +141,10 @@ class _LoggedResponse:
             extra={
                 "fields": {
                     "method": environ.get("REQUEST_METHOD"),
-                    "surface": "dav" if environ.get("SCRIPT_NAME", "").startswith(MOUNT_PATH) else "web",
+                    "surface": _surface(environ.get("SCRIPT_NAME", "")),
                     "node": environ.get("meddav.node_id", "-"),
-                    "user": principal.user_id if principal else "-",
+                    # A user's id, or a link's "share:<id>" (never its token: paths are not logged).
+                    "user": getattr(principal, "user_id", None) or getattr(principal, "username", "-"),
                     "status": self.state["status"],
                     "bytes": self.sent,
                     "ms": round((time.perf_counter() - self.started) * 1000, 1),
@@ -151,12 +153,21 @@ class _LoggedResponse:
         )
 
 
+def _surface(script_name: str) -> str:
+    if script_name.startswith(MOUNT_PATH):
+        return "dav"
+    return "share" if script_name.startswith(PUBLIC_PATH) else "web"
+
+
 def create_app(instance: Instance) -> Any:
     """The complete WSGI application of an opened instance."""
-    dispatcher = DispatcherMiddleware(create_web_app(instance), {MOUNT_PATH: create_dav_app(instance)})
+    dispatcher = DispatcherMiddleware(
+        create_web_app(instance),
+        {MOUNT_PATH: create_dav_app(instance), PUBLIC_PATH: create_public_app(instance)},
+    )
 
     def audit(environ: dict[str, Any], status: int) -> None:
-        if environ.get("SCRIPT_NAME", "").startswith(MOUNT_PATH):
+        if environ.get("SCRIPT_NAME", "").startswith((MOUNT_PATH, PUBLIC_PATH)):
             event = dav_event(environ, status)
             if event is not None:
                 instance.audit.record(event)

@@ -1,8 +1,10 @@
-"""The WebDAV face of MedDAV, mounted at ``/dav``: the only package importing wsgidav.
+"""The WebDAV face of MedDAV, mounted at ``/dav`` (and ``/public`` for link shares): the only package
+importing wsgidav.
 
 :func:`create_dav_app` assembles wsgidav with MedDAV's parts:
 
 - :mod:`~server.dav.provider`   the tree as wsgidav resources, through the policy
+- :mod:`~server.dav.public`     a link share at ``/public/<token>/``: its authentication and provider
 - :mod:`~server.dav.locks`      locks in the database (sealed paths)
 - :mod:`~server.dav.middleware` Basic authentication and request limits
 - :mod:`~server.dav.get`        GET and HEAD of files, ranges included, without RequestServer
@@ -32,26 +34,38 @@ from server.dav.locks import DatabaseLockStorage
 from server.dav.middleware import INSTANCE_KEY, BasicAuth, ErrorShield, RequestLimits
 from server.dav.namespace import NamespaceOps
 from server.dav.provider import MedDAVProvider
+from server.dav.public import ShareAuth, ShareProvider
 from server.dav.put import FilePut
 
 if TYPE_CHECKING:
     from server.instance import Instance
 
-__all__ = ["MOUNT_PATH", "create_dav_app"]
+__all__ = ["MOUNT_PATH", "PUBLIC_PATH", "create_dav_app", "create_public_app"]
 
 MOUNT_PATH = "/dav"
+#: Where link shares are served over WebDAV: ``/public/<token>/``.
+PUBLIC_PATH = "/public"
 #: Bytes read from a request body or a file per step (4 segments of the blob format).
 BLOCK_SIZE = 256 * 1024
 
 
 def create_dav_app(instance: Instance) -> Any:
     """The wsgidav application serving every user's tree under ``/dav``."""
+    return _PathGuard(WsgiDAVApp(_config(instance, MedDAVProvider(instance.tree), MOUNT_PATH, BasicAuth)))
+
+
+def create_public_app(instance: Instance) -> Any:
+    """The wsgidav application serving link shares under ``/public/<token>/`` (:mod:`server.dav.public`)."""
+    return _PathGuard(WsgiDAVApp(_config(instance, ShareProvider(instance.tree), PUBLIC_PATH, ShareAuth)))
+
+
+def _config(instance: Instance, provider: MedDAVProvider, mount_path: str, authentication: type) -> dict[str, Any]:
     # Error pages name the software, not its version (what wsgidav's own CLI does
     # for suppress_version_info, which the library itself does not read).
     wsgidav_util.public_wsgidav_info = "MedDAV"
-    config: dict[str, Any] = {
-        "provider_mapping": {"/": MedDAVProvider(instance.tree)},
-        "mount_path": MOUNT_PATH,
+    return {
+        "provider_mapping": {"/": provider},
+        "mount_path": mount_path,
         "lock_storage": DatabaseLockStorage(
             instance.db, instance.lock_sealer, max_timeout=instance.settings.dav.max_lock_timeout_seconds
         ),
@@ -59,7 +73,7 @@ def create_dav_app(instance: Instance) -> Any:
         "middleware_stack": [
             ErrorPrinter,
             ErrorShield,
-            BasicAuth,
+            authentication,
             RequestLimits,
             FileGet,
             NamespaceOps,
@@ -74,7 +88,6 @@ def create_dav_app(instance: Instance) -> Any:
         "add_header_MS_Author_Via": True,
         INSTANCE_KEY: instance,
     }
-    return _PathGuard(WsgiDAVApp(config))
 
 
 class _PathGuard:

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from typing import Any
 
 from server.audit import AuditEvent
-from server.policy import Principal
+from server.policy import Principal, SharePrincipal
 
 __all__ = ["dav_event"]
 
@@ -70,7 +70,7 @@ def outcome_of(status: int) -> str:
 def dav_event(environ: dict[str, Any], status: int) -> AuditEvent | None:
     """The audit event of a finished WebDAV request, or None when there is nothing to record."""
     method = environ.get("REQUEST_METHOD", "")
-    principal: Principal | None = environ.get("meddav.principal")
+    principal: Principal | SharePrincipal | None = environ.get("meddav.principal")
     address = environ.get("meddav.client_address", "-")
     if principal is None:
         attempted = environ.get("meddav.attempted_user")
@@ -81,7 +81,8 @@ def dav_event(environ: dict[str, Any], status: int) -> AuditEvent | None:
         return AuditEvent(
             principal=attempted,
             address=address,
-            surface="dav",
+            org_id=environ.get("meddav.attempted_org"),  # a link's organisation: its admins see the guesses
+            surface="share" if attempted.startswith("share:") else "dav",
             action="auth.failed" if status == 401 else "auth.throttled",
             outcome="denied",
             status=status,
@@ -89,12 +90,13 @@ def dav_event(environ: dict[str, Any], status: int) -> AuditEvent | None:
     action = _ACTIONS.get(method)
     if action is None:
         return None
+    shared = isinstance(principal, SharePrincipal)  # a link's recipient, at /public/<token>/
     return AuditEvent(
-        org_id=principal.org_id,
-        user_id=principal.user_id,
+        org_id=principal.share.org_id if isinstance(principal, SharePrincipal) else principal.org_id,
+        user_id=None if isinstance(principal, SharePrincipal) else principal.user_id,
         principal=principal.username,
         address=address,
-        surface="dav",
+        surface="share" if shared else "dav",
         action=action,
         node_id=environ.get("meddav.node_id"),
         target_id=environ.get("meddav.target_id"),

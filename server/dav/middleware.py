@@ -94,7 +94,7 @@ class ErrorShield(BaseMiddleware):
             logger.error("internal error in %s on node %s%s", method, node, when)
 
 
-def _challenge(realm: str, start_response: Any) -> list[bytes]:
+def challenge(realm: str, start_response: Any) -> list[bytes]:
     body = b"Authentication required / Authentification requise\n"
     start_response(
         "401 Unauthorized",
@@ -107,7 +107,7 @@ def _challenge(realm: str, start_response: Any) -> list[bytes]:
     return [body]
 
 
-def _too_many(retry_after: int, start_response: Any) -> list[bytes]:
+def too_many(retry_after: int, start_response: Any) -> list[bytes]:
     body = (
         f"Too many failed logins, retry in {retry_after} s / "
         f"Trop d'échecs de connexion, réessayez dans {retry_after} s\n"
@@ -123,7 +123,7 @@ def _too_many(retry_after: int, start_response: Any) -> list[bytes]:
     return [body]
 
 
-def _unavailable(start_response: Any) -> list[bytes]:
+def unavailable(start_response: Any) -> list[bytes]:
     body = b"Server busy, retry shortly / Serveur occupe, reessayez dans un instant\n"
     start_response(
         "503 Service Unavailable",
@@ -161,22 +161,22 @@ class BasicAuth(BaseMiddleware):
         environ["meddav.client_address"] = address
         credentials = parse_basic(environ.get("HTTP_AUTHORIZATION", ""))
         if credentials is None:
-            return _challenge(realm, start_response)
+            return challenge(realm, start_response)
         user, password = credentials
         environ["meddav.attempted_user"] = user  # for the audit of a failed attempt
         try:
             principal = self.instance.authenticator.authenticate(user, password, address=address)
         except Throttled as exc:
             logger.debug("login refused for %s s (too many failures), client %s", exc.retry_after, address)
-            return _too_many(exc.retry_after, start_response)
+            return too_many(exc.retry_after, start_response)
         except AuthenticationFailed:
-            return _challenge(realm, start_response)
+            return challenge(realm, start_response)
         except Busy:
-            return _unavailable(start_response)
+            return unavailable(start_response)
         if self.instance.audit.saturated:
             # The audit log cannot keep up (its database is stuck): act on nothing that could go unrecorded.
             logger.error("audit log queue nearly full: refusing WebDAV requests until it drains")
-            return _unavailable(start_response)
+            return unavailable(start_response)
         environ["meddav.principal"] = principal
         environ["wsgidav.auth.user_name"] = principal.username
         environ["wsgidav.auth.realm"] = realm

@@ -99,7 +99,7 @@ class _Properties:
             ),
             "{DAV:}creationdate": lambda: _element("{DAV:}creationdate", util.get_rfc3339_time(entry.ctime)),
         }
-        if isinstance(r, FolderResource):
+        if isinstance(r, FolderResource) and r.reports_quota:
             folder = r
             props["{DAV:}quota-used-bytes"] = lambda: _element("{DAV:}quota-used-bytes", str(folder.get_used_bytes()))
             props["{DAV:}quota-available-bytes"] = lambda: _element(

@@ -83,7 +83,7 @@ class MedDAVProvider(DAVProvider):
         names = _split(path)
         key = "/" + "/".join(names)
         if key not in cache:
-            self._resolve_into(cache, principal, names)
+            self._resolve_into(cache, principal, names, environ)
         entry = cache[key]
         if entry is None:
             return None
@@ -91,7 +91,9 @@ class MedDAVProvider(DAVProvider):
             environ["meddav.node_id"] = entry.id
         return self.resource_for(path, entry, environ)
 
-    def _resolve_into(self, cache: dict[str, Entry | None], principal: Principal, names: list[str]) -> None:
+    def _resolve_into(
+        self, cache: dict[str, Entry | None], principal: Principal, names: list[str], environ: dict[str, Any]
+    ) -> None:
         """Resolve a path once and remember every prefix of it (a PUT also asks for the parent)."""
         # Errors here (a name that fails authentication, a missing key) are the
         # server's, not the client's: they propagate and become a logged 500.
@@ -109,9 +111,24 @@ class MedDAVProvider(DAVProvider):
         for depth in range(offset, len(names) + 1):
             index = depth - offset
             entry: Entry | None = chain[index] if index < len(chain) else None
-            if entry is not None and not policy.allows(principal, entry, Action.READ):
+            if entry is not None and not policy.allows(principal, self.subject(environ, entry), Action.READ):
                 entry = None  # what the policy hides does not exist
             cache["/" + "/".join(names[:depth])] = entry
+
+    def subject(self, environ: dict[str, Any], entry: Entry) -> Any:
+        """What the policy is asked about for ``entry`` (the entry itself; a node reached through a share
+        for :class:`server.dav.public.ShareProvider`)."""
+        return entry
+
+    def is_drive_root(self, environ: dict[str, Any], entry: Entry) -> bool:
+        """Whether ``entry`` is the root of the requesting user's drive (where group folders show)."""
+        principal: Principal = environ["meddav.principal"]
+        return entry.id == principal.root_id
+
+    def ref_url(self, resource: _Resource, path: str) -> str | None:
+        """A resource's lock URL when this provider has its own space for it (a link share's); None: the
+        user's tree or group folder, as :meth:`_Resource.get_ref_url` builds it."""
+        return None
 
     def resource_for(
         self, path: str, entry: Entry, environ: dict[str, Any], *, props: dict[str, bytes] | None = None
@@ -199,10 +216,10 @@ class _Resource:
         return self.provider.tree
 
     def require(self, action: Action, entry: Entry | None = None) -> None:
-        if not policy.allows(self.principal, entry or self.entry, action):
-            logger.info(
-                "policy denied %s on node %s to user %s", action.value, (entry or self.entry).id, self.principal.user_id
-            )
+        target = entry or self.entry
+        if not policy.allows(self.principal, self.provider.subject(self.environ, target), action):
+            who = getattr(self.principal, "user_id", None) or self.principal.username  # a user's id, or "share:<id>"
+            logger.info("policy denied %s on node %s to %s", action.value, target.id, who)
             raise DAVError(HTTP_FORBIDDEN)
 
     def get_ref_url(self) -> str:
@@ -210,6 +227,9 @@ class _Resource:
         # lock taken through an NFD path also covers the NFC path.  Content of a
         # group folder is the group's, whoever reaches it: "/g<org>.<group root>/<path inside>".
         path = lookup_form(self.get_preferred_path())
+        special = self.provider.ref_url(self, path)
+        if special is not None:
+            return special
         if self.entry.group_id is not None:
             first, _, inner = path.lstrip("/").partition("/")
             group_root = self.entry.id if self.entry.is_group_root else None
@@ -306,6 +326,8 @@ class _Resource:
         name = util.get_uri_name(dest_path.rstrip("/"))
         if existing is None:
             parent.check_free_name(name)
+            if self.tree.resolve_below(parent.entry.id, parent.entry.org_id, [name]):
+                raise DAVError(HTTP_FORBIDDEN, "the destination is taken")  # by a node the policy hides
         return parent, name, existing
 
     def handle_delete(self) -> bool:
@@ -348,6 +370,9 @@ class _Resource:
 
 
 class FolderResource(_Resource, DAVCollection):
+    #: Whether PROPFIND reports the quota (RFC 4331): the user's own usage, not a link's business.
+    reports_quota = True
+
     def get_etag(self) -> None:
         return None
 
@@ -356,12 +381,13 @@ class FolderResource(_Resource, DAVCollection):
     def _members(self) -> list[Entry]:
         self.require(Action.LIST)
         members = self.tree.children(self.entry)
-        if self.entry.id == self.principal.root_id:
+        if self.provider.is_drive_root(self.environ, self.entry):
             taken = {lookup_form(e.name) for e in members}
             members.extend(
                 g for g in self.tree.group_folders(self.principal.org_id) if lookup_form(g.name) not in taken
             )
-        return [e for e in members if policy.allows(self.principal, e, Action.READ)]
+        subject = self.provider.subject
+        return [e for e in members if policy.allows(self.principal, subject(self.environ, e), Action.READ)]
 
     def get_member_names(self) -> list[str]:
         return [e.name for e in self._members()]
@@ -400,7 +426,9 @@ class FolderResource(_Resource, DAVCollection):
 
     def check_free_name(self, name: str) -> None:
         """At a user's root, a name taken by a group folder of their organisation is not free."""
-        if self.entry.id == self.principal.root_id and self.tree.group_folder_named(self.entry.org_id, name):
+        if self.provider.is_drive_root(self.environ, self.entry) and self.tree.group_folder_named(
+            self.entry.org_id, name
+        ):
             raise DAVError(HTTP_CONFLICT, "a group folder of the organisation has this name")
 
     def create_empty_resource(self, name: str) -> _Resource:

@@ -40,7 +40,8 @@ data and checks every cell):
   (neither revoked nor expired at that time): ``read`` lists and reads;
   ``write`` also creates, writes and deletes, but never deletes the shared
   item itself, nor renames a shared folder; ``dropbox`` (folders only) only
-  creates in the shared folder and sees nothing of what it holds.  A
+  creates in the shared folder and sees nothing of what it holds, except,
+  for a moment, the files the recipient has just sent (``own_upload``).  A
   recipient never shares further nor administers.  A colleague's share needs
   both in the same organisation.  Anyone else, the owner included, is
   answered on the node as if no share were involved, and a link's
@@ -222,6 +223,8 @@ class Shared:
     node: IdentifiedNode
     share: ShareGrant
     at: float
+    #: The node is a file the recipient put in a drop box a moment ago (a surface keeps that memory).
+    own_upload: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +299,9 @@ def _share_actions(principal: AnyPrincipal, shared: Shared) -> frozenset[Action]
         if grant.mode == "dropbox" and not node.is_dir:
             granted = frozenset()
     elif grant.mode == "dropbox":
-        granted = frozenset()  # what the drop box holds, even what the recipient put there: nothing
+        # What the drop box holds: nothing, except the file the recipient just sent, so that a client may
+        # check its upload (rclone does); never a file of the owner's.
+        granted = _READ_ONLY if shared.own_upload and not node.is_dir else frozenset()
     return granted
 
 

@@ -101,6 +101,7 @@ SUBJECTS = {
     "file inside, shared to olga": Shared(FILE_IN_FOLDER, TO_OLGA, NOW),
     "drop box": Shared(FOLDER, DROP_BOX, NOW),
     "file inside the drop box": Shared(FILE_IN_FOLDER, DROP_BOX, NOW),
+    "file just sent to the drop box": Shared(FILE_IN_FOLDER, DROP_BOX, NOW, own_upload=True),
     "file, shared by link": Shared(FILE, FILE_LINK, NOW),
     "file inside, expired share to bob": Shared(FILE_IN_FOLDER, EXPIRED, NOW),
     "file inside, revoked share to dora": Shared(FILE_IN_FOLDER, REVOKED, NOW),
@@ -149,7 +150,7 @@ EXPECTED: dict[str, dict[str, str]] = {
                       "organisation 10": "LIST", **dict.fromkeys(SHARED, WRITER)},
     "disabled plugin": {},
     # A link opens its own share only: a drop box takes new files and shows nothing, not even inside.
-    "drop box link": {"drop box": "CREATE"},
+    "drop box link": {"drop box": "CREATE", "file just sent to the drop box": "LIST READ"},
     "file link": {"file, shared by link": "LIST READ CREATE WRITE"},
     "disabled link": {},
 }
@@ -287,6 +288,9 @@ def test_what_a_share_gives_its_recipient_and_nobody_else(principal: object, nod
         assert granted <= {Action.LIST, Action.READ}
     if share.mode == "dropbox":
         assert granted <= ({Action.CREATE} if node.id == share.root_id and node.is_dir else set())
+        just_sent = Shared(node, share, NOW, own_upload=True)
+        seen = {action for action in Action if allows(principal, just_sent, action)}  # type: ignore[arg-type]
+        assert seen <= {Action.CREATE, Action.LIST, Action.READ}  # a file just sent is seen, never changed
     if node.id == share.root_id:
         assert Action.DELETE not in granted  # the shared item itself stays the owner's to delete
 
