@@ -193,6 +193,7 @@ class Database:
         conn = self._connection()
         if self._local.depth:
             raise RuntimeError("a write transaction cannot start inside another unit of work")
+        committed: Tx | None = None
         if self._writer_lock is not None and not self._writer_lock.acquire(timeout=self._busy_seconds):
             raise Busy("the database is busy with other writes; retry shortly")
         self._local.depth = 1
@@ -210,10 +211,13 @@ class Database:
             raise
         else:
             self._commit(conn, durable=durable or tx.durable or self._syncer is None)
+            committed = tx
         finally:
             self._local.depth = 0
             if self._writer_lock is not None:
                 self._writer_lock.release()
+        if committed is not None:
+            committed.committed()
 
     def grouped(self, work: Callable[[Tx], T], *, durable: bool = True) -> T:
         """Run ``work`` in a write transaction shared with other threads' work.
@@ -254,19 +258,23 @@ class Database:
         if self._local.depth:
             raise RuntimeError("a write transaction cannot start inside another unit of work")
         self._local.depth = 1
+        after: Tx | None = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             tx = Tx(conn, self.engine.dialect)
             for item in batch:
                 conn.execute("SAVEPOINT meddav_work")
+                mark = tx.pending_actions()
                 try:
                     item.result = item.work(tx)
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO meddav_work")
+                    tx.forget_actions(mark)  # what this work's rolled-back part waited for never happens
                     item.error = exc
                 conn.execute("RELEASE meddav_work")
             durable = tx.durable or any(item.durable for item in batch)
             self._commit(conn, durable=durable)
+            after = tx
         except BaseException as exc:
             if isinstance(exc, self._driver_errors):
                 self._discard()
@@ -283,6 +291,8 @@ class Database:
             self._local.depth = 0
             for item in batch:
                 item.done = True
+        if after is not None:
+            after.committed()
 
     def _commit(self, conn: Any, *, durable: bool) -> None:
         """Commit, durably (fsync before returning) or not (fsync within the window)."""
@@ -299,7 +309,7 @@ class Database:
     def tx_of(self, session: Session) -> Tx:
         """The transaction of an ORM ``session``, for the statements of ``server.db`` (the outbox of
         a change made through the ORM: its jobs commit or roll back with it)."""
-        return Tx(session.connection().connection.driver_connection, self.engine.dialect)
+        return Tx(session.connection().connection.driver_connection, self.engine.dialect, commits=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

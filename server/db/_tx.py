@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Dialect, exc
@@ -94,12 +94,36 @@ class Tx:
     begin it and end it (commit or roll back).
     """
 
-    __slots__ = ("_conn", "_dialect", "durable")
+    __slots__ = ("_after", "_conn", "_dialect", "durable")
 
-    def __init__(self, dbapi_connection: Any, dialect: Dialect) -> None:
+    def __init__(self, dbapi_connection: Any, dialect: Dialect, *, commits: bool = True) -> None:
         self._conn = dbapi_connection
         self._dialect = dialect
         self.durable = False
+        # Run once the transaction committed; None: its commit is not ours to see (an ORM session's).
+        self._after: list[Callable[[], None]] | None = [] if commits else None
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Call ``action`` once this transaction has committed (never if it rolls back); at once when the
+        transaction is not one whose commit this object sees."""
+        if self._after is None:
+            action()
+        else:
+            self._after.append(action)
+
+    def pending_actions(self) -> int:
+        return len(self._after or ())
+
+    def forget_actions(self, mark: int) -> None:
+        """Drop what was registered after ``mark`` (a savepoint rolled back)."""
+        if self._after is not None:
+            del self._after[mark:]
+
+    def committed(self) -> None:
+        """Run what waited for the commit (the unit of work calls it)."""
+        actions, self._after = self._after or [], []
+        for action in actions:
+            action()
 
     def require_durable(self) -> None:
         """This transaction must be on disk when it is acknowledged (see ``Database.grouped``)."""

@@ -407,9 +407,12 @@ class JobQueue:
                 # Inserted meanwhile by another process (PostgreSQL): it is the same job.
                 with self.db.read() as own:
                     job_id = int(own.scalar(_ID_BY_KEY, kind=kind, key=key))
-        # A woken worker inside this process waits for the caller's commit on
-        # SQLite's writer lock; elsewhere it finds the job at its next poll.
-        self.notify()
+        # Workers of this process are woken once the job is committed (a worker woken earlier would find
+        # nothing and sleep a poll); those of other processes find it at their next poll.
+        if tx is not None:
+            tx.after_commit(self.notify)
+        else:
+            self.notify()
         return job_id
 
     # -- claiming ---------------------------------------------------------------------

@@ -194,3 +194,26 @@ def test_work_that_requires_durability_overrides_a_deferred_write(make_test_inst
         with commits(instance.db) as made, instance.db.write(durable=False) as tx:
             tx.require_durable()
         assert made == {"durable": 1, "deferred": 0}
+
+
+def test_actions_wait_for_the_commit_and_go_with_a_rollback(make_test_instance: Any) -> None:
+    """What a transaction registers with after_commit (waking job workers) runs once it committed, never
+    if it rolled back, also for a piece of a group commit rolled back alone."""
+    with opened(make_test_instance) as instance:
+        db, ran = instance.db, []
+        with db.write() as tx:
+            tx.after_commit(lambda: ran.append("write"))
+            assert ran == []  # not before the commit
+        assert ran == ["write"]
+        with pytest.raises(RuntimeError), db.write() as tx:
+            tx.after_commit(lambda: ran.append("rolled back"))
+            raise RuntimeError("the change failed")
+
+        def failing(tx: Any) -> None:
+            tx.after_commit(lambda: ran.append("failed piece"))
+            raise ValueError("this piece fails")
+
+        db.grouped(lambda tx: tx.after_commit(lambda: ran.append("grouped")), durable=False)
+        with pytest.raises(ValueError):
+            db.grouped(failing, durable=False)
+        assert ran == ["write", "grouped"]
