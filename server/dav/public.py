@@ -184,9 +184,10 @@ class ShareAuth(BaseMiddleware):
 class ShareProvider(MedDAVProvider):
     """Paths ``/<token>/...``: the shared item and what lies below it, as its share allows.
 
-    For a drop box it remembers, for :data:`UPLOAD_MEMORY` seconds and in this process, what each
-    share's recipient sent and under which name: that file (only) answers under the name it was sent
-    with, so that a client can check its upload, even when it was stored under a free name."""
+    For a drop box it remembers, for :data:`UPLOAD_MEMORY` seconds and in this process, what was sent
+    through each share from each client address, and under which name: that file (only) answers under
+    the name it was sent with, so that a client can check its upload, even when it was stored under a
+    free name."""
 
     def __init__(self, tree: Tree) -> None:
         super().__init__(tree)
@@ -201,10 +202,13 @@ class ShareProvider(MedDAVProvider):
         share: ShareInfo = environ[_SHARE]
         key = (share.id, environ["meddav.client_address"])
         with self._sent_lock:
-            sent = self._sent.setdefault(key, OrderedDict())
+            sent = self._sent.pop(key, OrderedDict())  # re-inserted last: the dict is oldest first
             sent[lookup_form(name)] = (name, entry.id, entry.etag, time.monotonic() + UPLOAD_MEMORY)
             while len(sent) > _SENT_MAX:
                 sent.popitem(last=False)
+            self._sent[key] = sent
+            while len(self._sent) > _SENT_MAX:  # the senders of long ago (their uploads expired anyway)
+                del self._sent[next(iter(self._sent))]
 
     def sent(self, environ: dict[str, Any]) -> dict[str, Entry]:
         """What the recipient at this client address sent lately, still as they sent it (in the drop box,
