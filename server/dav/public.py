@@ -6,7 +6,9 @@ path, so one mount per share would not do).  HTTP Basic with any user name and
 the share's password (:class:`ShareAuth`); an unknown, expired or revoked link
 gets the same 404 as a link that never existed, a share opened by e-mailed
 codes is opened on its web page only (403), and a client outside the share's
-networks gets 403.  Wrong passwords are throttled per share and per address,
+networks gets 403.  A GET from a file's first byte takes one of the link's
+downloads (``max_downloads``); once they are all taken, the link is used up
+and answers 404 like any dead link.  Wrong passwords are throttled per share and per address,
 like logins.
 
 Below the token, :class:`ShareProvider` resolves paths from the shared item
@@ -28,7 +30,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from ipaddress import ip_address, ip_network
 from pathlib import PurePosixPath
@@ -89,6 +91,48 @@ def _attachment(start_response: Any) -> Any:
         return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
     return start
+
+
+def _from_first_byte(range_header: str) -> bool:
+    """Whether a GET asks for the start of the file (no Range, or a first range from byte 0)."""
+    if not range_header:
+        return True
+    first = range_header.partition("=")[2].split(",", 1)[0].strip()
+    return first.startswith("0-")
+
+
+class _Download:
+    """A download taken before the answer: given back unless the answer is a file's content (a folder,
+    an error raised or answered, a content that failed half-way all give it back, once)."""
+
+    def __init__(self, give_back: Callable[[], None]) -> None:
+        self._give_back: Callable[[], None] | None = give_back
+        self._content = False
+
+    def watch(self, start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            self._content = status.startswith(("200", "206")) and exc_info is None
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return start
+
+    def give_back(self) -> None:
+        give_back, self._give_back = self._give_back, None
+        if give_back is not None:
+            give_back()
+
+    def answer(self, body: Iterable[bytes]) -> Iterable[bytes]:
+        try:
+            yield from body
+        except BaseException:
+            self.give_back()
+            raise
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            if not self._content:
+                self.give_back()
 
 
 def _within(address: str, networks: Iterable[str]) -> bool:
@@ -160,8 +204,19 @@ class ShareAuth(BaseMiddleware):
         if share.mode == "dropbox" and method in _DROPBOX_REFUSED:
             return _answer("403 Forbidden", b"A drop box takes files only / Depot de fichiers seulement\n",
                            start_response)  # fmt: skip
+        instance.shares.seen(share)
         if method in ("GET", "HEAD"):
             start_response = _attachment(start_response)
+        if method == "GET" and _from_first_byte(environ.get("HTTP_RANGE", "")):
+            # One download: a file fetched whole, or from its first byte (a drive's later ranges are free).
+            if not instance.shares.take_download(share):
+                return _answer("404 Not Found", b"Not found / Introuvable\n", start_response)  # used up
+            counted = _Download(lambda: instance.shares.give_back_download(share))
+            try:
+                return counted.answer(self.next_app(environ, counted.watch(start_response)))
+            except BaseException:
+                counted.give_back()
+                raise
         result: Iterable[bytes] = self.next_app(environ, start_response)
         return result
 

@@ -190,9 +190,11 @@ class ShareGrant:
     expires_at: float | None = None
     revoked: bool = False
     owner_disabled: bool = False  # a disabled account's shares stop working with it
+    used_up: bool = False  # its downloads are all taken
 
     def live(self, at: float) -> bool:
-        return not (self.revoked or self.owner_disabled) and (self.expires_at is None or at < self.expires_at)
+        ended = self.revoked or self.owner_disabled or self.used_up
+        return not ended and (self.expires_at is None or at < self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from server import policy
 from server.accounts import LOCALES, Accounts, check_email
@@ -61,6 +61,8 @@ KIND_COLLEAGUE = "colleague"
 KIND_LINK = "link"
 NOTE_MAX = 2000
 NETWORKS_MAX = 20
+#: A link's last access is recorded at most this often (seconds), not at every request.
+SEEN_EVERY = 60.0
 #: The mails of a link share (the keys of their jobs: ``share:<id>:<part>``).
 MAIL_PARTS = ("link", "password")
 #: Characters of a presented token that are looked at (a token with its dashes has about 50).
@@ -114,6 +116,21 @@ _EXPIRED = prepared(
         shares_t.c.revoked_at.is_(None), shares_t.c.expires_at <= bindparam("now")
     )
 )
+# A download is taken only while some are left: the condition and the count in one statement.
+_TAKE_DOWNLOAD = prepared(
+    update(shares_t)
+    .where(
+        shares_t.c.id == bindparam("id"),
+        or_(shares_t.c.max_downloads.is_(None), shares_t.c.downloads < shares_t.c.max_downloads),
+    )
+    .values(downloads=shares_t.c.downloads + 1, last_access_at=bindparam("now"))
+)
+_GIVE_BACK_DOWNLOAD = prepared(
+    update(shares_t)
+    .where(shares_t.c.id == bindparam("id"), shares_t.c.downloads > 0)
+    .values(downloads=shares_t.c.downloads - 1)
+)
+_SEEN = prepared(update(shares_t).where(shares_t.c.id == bindparam("id")).values(last_access_at=bindparam("now")))
 _END_EXPIRED = prepared(
     update(shares_t)
     .where(shares_t.c.id == bindparam("id"), shares_t.c.revoked_at.is_(None))
@@ -150,11 +167,14 @@ class ShareInfo:
         return self.grant().live(at)
 
     def state(self, at: float) -> str:
-        """One of "active", "suspended" (its maker's account is disabled), "expired", "revoked"."""
+        """One of "active", "suspended" (its maker's account is disabled), "used up" (every download
+        taken), "expired", "revoked"."""
         if self.revoked_at is not None:
             return "expired" if self.expires_at is not None and self.revoked_at >= self.expires_at else "revoked"
         if self.expires_at is not None and at >= self.expires_at:
             return "expired"
+        if self.max_downloads is not None and self.downloads >= self.max_downloads:
+            return "used up"
         return "suspended" if self.owner_disabled else "active"
 
     def grant(self) -> ShareGrant:
@@ -169,6 +189,7 @@ class ShareInfo:
             expires_at=self.expires_at,
             revoked=self.revoked_at is not None,
             owner_disabled=self.owner_disabled,
+            used_up=self.max_downloads is not None and self.downloads >= self.max_downloads,
         )
 
 
@@ -549,6 +570,24 @@ class Shares:
             return None
         info = _info(row)
         return info if info.live(self.clock()) else None
+
+    def take_download(self, share: ShareInfo) -> bool:
+        """Count one download (a file fetched from its first byte) of a link; False when its
+        ``max_downloads`` are used up (the link then works no more)."""
+        with self.db.write(durable=False) as tx:  # a counter: a power cut may give back the last second's
+            return bool(tx.run(_TAKE_DOWNLOAD, id=share.id, now=self.clock()))
+
+    def give_back_download(self, share: ShareInfo) -> None:
+        """Undo :meth:`take_download` when nothing was sent after all (not a file, an error)."""
+        with self.db.write(durable=False) as tx:
+            tx.run(_GIVE_BACK_DOWNLOAD, id=share.id)
+
+    def seen(self, share: ShareInfo) -> None:
+        """Record an access to a link (for its owner's overview), at most once a minute."""
+        now = self.clock()
+        if share.last_access_at is None or now - share.last_access_at >= SEEN_EVERY:
+            with self.db.write(durable=False) as tx:
+                tx.run(_SEEN, id=share.id, now=now)
 
     def check_password(self, share: ShareInfo, password: str) -> bool:
         """Whether ``password`` is the link's password (Argon2; the caller throttles failures)."""

@@ -344,3 +344,20 @@ def test_a_link_to_group_folder_content_locks_without_touching_the_groups_lock_s
             dav.request("UNLOCK", "planning.ods", headers={"Lock-Token": locked.headers["Lock-Token"]}).status_code
             == 204
         )
+
+
+def test_a_link_with_a_download_limit_is_used_up_by_whole_files_not_by_ranges(share: Callable[..., Shared]) -> None:
+    s = share(max_downloads=2)
+    shares = s.server.instance.shares
+    with s.client() as dav:
+        assert dav.get("").status_code != 200  # a folder is no download: given back
+        assert dav.get("irm.pdf").content == b"%PDF-irm"
+        assert dav.get("irm.pdf", headers={"Range": "bytes=3-"}).status_code == 206  # a drive's later range
+        assert dav.get("missing.pdf").status_code == 404  # nothing sent: given back
+        assert shares.get(s.share_id).downloads == 1
+        assert dav.get("compte-rendu.txt", headers={"Range": "bytes=0-2"}).content == b"bil"  # from byte 0
+        info = shares.get(s.share_id)
+        assert info.downloads == 2 and info.state(time.time()) == "used up" and info.last_access_at is not None
+        assert dav.get("irm.pdf").status_code == 404  # used up: a dead link like any other
+        assert propfind(dav).status_code == 404
+    assert shares.get(s.share_id).downloads == 2

@@ -269,7 +269,7 @@ def _share_schema() -> dict[str, Any]:
             "kind": {"enum": ["colleague", "link"]},
             "mode": {"enum": list(SHARE_MODES)},
             "recipient": text,
-            "state": {"enum": ["active", "suspended", "expired", "revoked"]},
+            "state": {"enum": ["active", "suspended", "used up", "expired", "revoked"]},
             "expires_at": when,
             "created_at": when,
             "ended_at": when,
