@@ -78,6 +78,11 @@ def _answer(status: str, text: bytes, start_response: Any) -> list[bytes]:
     return [text]
 
 
+def _not_found(start_response: Any) -> list[bytes]:
+    """The one answer of a dead link, a used-up one, and of what a drop box hides."""
+    return _answer("404 Not Found", b"Not found / Introuvable\n", start_response)
+
+
 def _attachment(start_response: Any) -> Any:
     """A file of a share is never rendered in the server's origin: a browser that opens a link share's
     URL saves the file, and an HTML or SVG file that it shows anyway runs no script (a sandbox)."""
@@ -160,7 +165,7 @@ class ShareAuth(BaseMiddleware):
         segment = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
         share = instance.shares.find_link(unquote(segment)) if segment else None
         if share is None:  # unknown, expired, revoked or suspended: one answer
-            return _answer("404 Not Found", b"Not found / Introuvable\n", start_response)
+            return _not_found(start_response)
         if share.code_by_email:
             return _answer("403 Forbidden", b"Open this share on its web page / Ouvrez ce partage dans le navigateur\n",
                            start_response)  # fmt: skip
@@ -200,7 +205,7 @@ class ShareAuth(BaseMiddleware):
         environ["wsgidav.auth.roles"] = []
         method = environ["REQUEST_METHOD"]
         if share.mode == "dropbox" and method in _DROPBOX_HIDDEN:  # one answer, whether the name exists or not
-            return _answer("404 Not Found", b"Not found / Introuvable\n", start_response)
+            return _not_found(start_response)
         if share.mode == "dropbox" and method in _DROPBOX_REFUSED:
             return _answer("403 Forbidden", b"A drop box takes files only / Depot de fichiers seulement\n",
                            start_response)  # fmt: skip
@@ -210,7 +215,7 @@ class ShareAuth(BaseMiddleware):
         if method == "GET" and _from_first_byte(environ.get("HTTP_RANGE", "")):
             # One download: a file fetched whole, or from its first byte (a drive's later ranges are free).
             if not instance.shares.take_download(share):
-                return _answer("404 Not Found", b"Not found / Introuvable\n", start_response)  # used up
+                return _not_found(start_response)  # used up
             counted = _Download(lambda: instance.shares.give_back_download(share))
             try:
                 return counted.answer(self.next_app(environ, counted.watch(start_response)))

@@ -217,6 +217,25 @@ def _info(row: Any) -> ShareInfo:
     )
 
 
+def _day(zone: zoneinfo.ZoneInfo, at: float) -> dt.date:
+    return dt.datetime.fromtimestamp(at, zone).date()
+
+
+def _not_past(zone: zoneinfo.ZoneInfo, day: dt.date, now: float) -> dt.date:
+    if day < _day(zone, now):
+        raise BadRequest(f"the expiry {day.isoformat()} is in the past: choose today or a later day")
+    return day
+
+
+def _end_of_day(zone: zoneinfo.ZoneInfo, day: dt.date) -> float:
+    """The last instant of ``day`` in ``zone`` (midnight after it)."""
+    try:
+        midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+    except OverflowError:
+        raise BadRequest(f"the expiry {day.isoformat()} is too far away: choose a day before 9999") from None
+    return midnight.timestamp()
+
+
 @dataclass(frozen=True, slots=True)
 class NewShare:
     """A share just made, with what is shown once and never stored in clear: the link's token (for
@@ -358,9 +377,7 @@ class Shares:
                 if max_downloads is not None or networks:
                     raise BadRequest("download and network limits are for links: a colleague signs in")
                 values |= {"kind": KIND_COLLEAGUE, "recipient_user_id": user.id}
-                if expires_on is not None:
-                    expires_on = self._not_past(node.org_id, expires_on, now)
-                values["expires_at"] = None if expires_on is None else self.end_of_day(node.org_id, expires_on)
+                values["expires_at"] = None if expires_on is None else self.day_expiry(node.org_id, expires_on, now)
             else:
                 assert email is not None
                 values |= {"kind": KIND_LINK, "recipient_email": check_email(email)}
@@ -459,7 +476,8 @@ class Shares:
         """Change a live share's mode, last day or note (its maker only; ``note=""`` removes the note).
         The same rules as at creation apply; an ended share is not brought back (make a new one)."""
         share = self._managed(actor, share_id, "share.update", surface, address, ending=False)
-        if not policy.allows(actor, self.tree.get(share.node_id), Action.SHARE):  # no longer theirs to share
+        node = self.tree.get(share.node_id)
+        if not policy.allows(actor, node, Action.SHARE):  # no longer theirs to share
             self._record(actor, "share.update", "denied", surface, address, share=share)
             raise PolicyDenied("share denied: you may end this share, not change it")
         now = self.clock()
@@ -469,14 +487,14 @@ class Shares:
         if mode is not None:
             if mode not in SHARE_MODES:
                 raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(SHARE_MODES)}")
-            if mode == "dropbox" and (share.kind == KIND_COLLEAGUE or not self.tree.get(share.node_id).is_dir):
+            if mode == "dropbox" and (share.kind == KIND_COLLEAGUE or not node.is_dir):
                 raise BadRequest("a drop box is a folder shared by a link")
             values["mode"] = mode
         if expires_on is not None:
             if share.kind == KIND_LINK:
                 values["expires_at"] = self.link_expiry(share.org_id, expires_on, share.created_at, now=now)
             else:
-                values["expires_at"] = self.end_of_day(share.org_id, self._not_past(share.org_id, expires_on, now))
+                values["expires_at"] = self.day_expiry(share.org_id, expires_on, now)
         if note is not None and len(note) > NOTE_MAX:
             raise BadRequest(f"the note has more than {NOTE_MAX} characters")
         with self.db.write() as tx:
@@ -606,34 +624,24 @@ class Shares:
             name = tx.scalar(_ORG_ZONE, org=org_id)
         return zoneinfo.ZoneInfo(name or self.settings.time_zone)
 
-    def end_of_day(self, org_id: int, day: dt.date) -> float:
-        """The last instant of ``day`` in the organisation's time zone (midnight after it)."""
-        try:
-            midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=self.zone(org_id))
-        except OverflowError:
-            raise BadRequest(f"the expiry {day.isoformat()} is too far away: choose a day before 9999") from None
-        return midnight.timestamp()
+    def day_expiry(self, org_id: int, day: dt.date, now: float) -> float:
+        """The end of ``day`` (midnight after it) in the organisation's time zone; ``day`` not before today."""
+        zone = self.zone(org_id)
+        return _end_of_day(zone, _not_past(zone, day, now))
 
     def link_expiry(self, org_id: int, day: dt.date | None, created: float, *, now: float | None = None) -> float:
         """When a link made at ``created`` expires: at the end of ``day``, by default
         ``default_expiry_days`` from that day in the organisation's time zone; never in the past (at
         ``now``, by default ``created``) nor more than ``max_expiry_days`` after its creation."""
-        made_on = self._day(org_id, created)
+        zone = self.zone(org_id)  # read once: every day below is a day of this zone
+        made_on = _day(zone, created)
         if day is None:
             day = made_on + dt.timedelta(days=self.settings.default_expiry_days)
-        self._not_past(org_id, day, created if now is None else now)
+        _not_past(zone, day, created if now is None else now)
         latest = made_on + dt.timedelta(days=self.settings.max_expiry_days)
         if day > latest:
             raise BadRequest(f"a link may last until {latest.isoformat()} at the latest ([sharing] max_expiry_days)")
-        return self.end_of_day(org_id, day)
-
-    def _day(self, org_id: int, at: float) -> dt.date:
-        return dt.datetime.fromtimestamp(at, self.zone(org_id)).date()
-
-    def _not_past(self, org_id: int, day: dt.date, now: float) -> dt.date:
-        if day < self._day(org_id, now):
-            raise BadRequest(f"the expiry {day.isoformat()} is in the past: choose today or a later day")
-        return day
+        return _end_of_day(zone, day)
 
     # -- audit ----------------------------------------------------------------------------------
 
