@@ -9,11 +9,14 @@ accepting, lets running requests finish, and closes the instance.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
+from urllib.parse import unquote_to_bytes
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -35,7 +38,7 @@ def build_server(instance: Instance, *, host: str, port: int) -> wsgi.Server:
     settings = instance.settings.server
     server = wsgi.Server(
         (host, port),
-        create_app(instance),
+        _OptionsPath(create_app(instance)),
         numthreads=settings.threads,
         server_name="MedDAV",
         timeout=settings.timeout_seconds,
@@ -47,6 +50,29 @@ def build_server(instance: Instance, *, host: str, port: int) -> wsgi.Server:
         server.ssl_adapter = BuiltinSSLAdapter(str(settings.tls_cert), str(settings.tls_key))
     server.prepare()
     return server
+
+
+_QUOTED_SLASH = re.compile(b"(?i)%2F")
+
+
+class _OptionsPath:
+    """Decode the path of an OPTIONS request as cheroot decodes every other method's.
+
+    cheroot leaves an OPTIONS request's path percent-encoded (it keeps it as sent,
+    for ``OPTIONS *``), so ``OPTIONS /dav/a%20b/c/`` looked for a folder named
+    ``a%20b``.  As for the other methods, an encoded slash stays encoded."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") == "OPTIONS" and "%" in path:
+            raw = path.encode("latin-1")  # WSGI strings carry bytes as latin-1
+            atoms = [unquote_to_bytes(atom) for atom in _QUOTED_SLASH.split(raw)]
+            environ["PATH_INFO"] = b"%2F".join(atoms).decode("latin-1")
+        result: Iterable[bytes] = self.app(environ, start_response)
+        return result
 
 
 def bound_port(server: wsgi.Server) -> int:

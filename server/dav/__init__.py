@@ -51,7 +51,9 @@ BLOCK_SIZE = 256 * 1024
 
 def create_dav_app(instance: Instance) -> Any:
     """The wsgidav application serving every user's tree under ``/dav``."""
-    return _PathGuard(WsgiDAVApp(_config(instance, MedDAVProvider(instance.tree), MOUNT_PATH, BasicAuth)))
+    return _PathGuard(
+        WsgiDAVApp(_config(instance, MedDAVProvider(instance.tree, instance.shares), MOUNT_PATH, BasicAuth))
+    )
 
 
 def create_public_app(instance: Instance) -> Any:

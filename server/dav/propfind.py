@@ -110,7 +110,7 @@ class _Properties:
             props["{DAV:}getcontentlength"] = lambda: _element("{DAV:}getcontentlength", str(entry.size))
             props["{DAV:}getcontenttype"] = lambda: _element("{DAV:}getcontenttype", escape(file.get_content_type()))
         props["{DAV:}getlastmodified"] = lambda: _element("{DAV:}getlastmodified", util.get_rfc1123_time(entry.mtime))
-        props["{DAV:}displayname"] = lambda: _element("{DAV:}displayname", escape(entry.name))
+        props["{DAV:}displayname"] = lambda: _element("{DAV:}displayname", escape(r.get_display_name()))
         if not entry.is_dir:
             props["{DAV:}getetag"] = lambda: _element("{DAV:}getetag", entry.etag)
         if self.lock_xml is not None:

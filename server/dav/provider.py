@@ -5,12 +5,19 @@ authenticated principal's root; nothing here touches the file system, so no
 path can reach outside a user's tree.  Every action is checked by
 :mod:`server.policy` before the tree is asked to do it.
 
-A user's root shows their private items and their organisation's group
-folders.  A private item keeps its name when a group folder has the same one
-(the group folder is then hidden from that user's root; an item of that name
-cannot be created there, so this only happens when a group folder is named
-after an existing item).  Lock URLs of group folder content are the group's,
-so members locking the same document do conflict.
+A user's root shows their private items, their organisation's group
+folders and what colleagues shared with them.  A private item keeps its name
+when a group folder has the same one (the group folder is then hidden from that
+user's root; an item of that name cannot be created there, so this only happens
+when a group folder is named after an existing item).  A shared item whose name
+is taken there by a private item, a group folder or an earlier share shows
+under a free one, ``name (2).ext`` (:meth:`MedDAVProvider.received`): never
+hidden, never hiding.  What lies below a shared item is judged by the policy as
+reached through that share (:class:`~server.policy.Shared`), at the time of the
+request, so a revocation or an expiry applies to the very next request.
+
+Lock URLs of group folder content are the group's, and those of a shared item
+its owner's, so members or colleagues locking the same document do conflict.
 
 COPY, MOVE and DELETE are handled natively (one transaction each, see
 ``server.tree``); dead properties live in the database, keyed by node id, so
@@ -23,24 +30,27 @@ import logging
 import mimetypes
 import shutil
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, unquote
 
 from wsgidav import util, xml_tools
-from wsgidav.dav_error import HTTP_CONFLICT, HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVError
+from wsgidav.dav_error import HTTP_CONFLICT, HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 from wsgidav.util import etree
 
 from server import policy
 from server.crypto import lookup_form
 from server.dav.errors import to_dav_error, translated
-from server.errors import MedDAVError
-from server.policy import Action, Principal
+from server.errors import MedDAVError, NotFound
+from server.policy import Action, Principal, Shared, ShareGrant
 from server.tree import Entry, Tree, Upload
 
 if TYPE_CHECKING:
     from server.dav.locks import DatabaseLockStorage
+    from server.sharing import Shares
 
 
 def group_space(org_id: int, group_root_id: int | None) -> str:
@@ -48,7 +58,7 @@ def group_space(org_id: int, group_root_id: int | None) -> str:
     return f"g{org_id}." + ("" if group_root_id is None else str(group_root_id))
 
 
-__all__ = ["MedDAVProvider"]
+__all__ = ["REQUEST_TIME", "MedDAVProvider", "Member", "Received", "free_name", "request_time"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,18 +66,61 @@ _MAX_PROPERTY_NAME = 500
 _LOCK_PROPERTIES = ("{DAV:}lockdiscovery", "{DAV:}supportedlock")
 _WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
 _CACHE = "meddav.resolved"
+_VIA = "meddav.via"  # resolved path -> the share it was reached through
+_RECEIVED = "meddav.received"
+_BASES = "meddav.share_bases"
+#: The request environ key of the time shares are judged at (:func:`request_time`).
+REQUEST_TIME = "meddav.share_at"
 
 
 def _split(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
 
+def request_time(environ: dict[str, Any], clock: Callable[[], float] = time.time) -> float:
+    """The time shares are judged at during this request (read once: one request, one answer)."""
+    at: float | None = environ.get(REQUEST_TIME)
+    if at is None:
+        at = environ[REQUEST_TIME] = clock()
+    return at
+
+
+def free_name(name: str, taken: Any) -> str:
+    """``name``, or the first of ``name (2).ext``, ``name (3).ext``... for which ``taken`` is false."""
+    stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
+    if not stem:  # ".profile": all stem
+        stem, suffix = name, ""
+    candidate, number = name, 1
+    while taken(candidate):
+        number += 1
+        candidate = f"{stem} ({number}){suffix}"
+    return candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An item a colleague shared with the requesting user, as it shows at the root of their drive."""
+
+    name: str  # at the drive's root: the item's own name, or a free one when that is taken there
+    entry: Entry
+    grant: ShareGrant
+
+
+class Member(NamedTuple):
+    """A folder's member as listed: its name there, its entry, the share it is reached through."""
+
+    name: str
+    entry: Entry
+    via: ShareGrant | None = None
+
+
 class MedDAVProvider(DAVProvider):
     """Resolves request paths to resources of the principal's own tree."""
 
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: Tree, shares: Shares | None = None) -> None:
         super().__init__()
         self.tree = tree
+        self.shares = shares
 
     def __repr__(self) -> str:
         return "MedDAVProvider()"
@@ -89,7 +142,7 @@ class MedDAVProvider(DAVProvider):
             return None
         if path.rstrip("/") == environ.get("PATH_INFO", "").rstrip("/"):
             environ["meddav.node_id"] = entry.id
-        return self.resource_for(path, entry, environ)
+        return self.resource_for(path, entry, environ, via=environ.get(_VIA, {}).get(key))
 
     def _resolve_into(
         self, cache: dict[str, Entry | None], principal: Principal, names: list[str], environ: dict[str, Any]
@@ -98,27 +151,87 @@ class MedDAVProvider(DAVProvider):
         # Errors here (a name that fails authentication, a missing key) are the
         # server's, not the client's: they propagate and become a logged 500.
         chain: list[Entry]
+        via: ShareGrant | None = None
         if names:
             chain = self.tree.resolve_below(principal.root_id, principal.org_id, names)
             if not chain:  # not a private item: perhaps one of the organisation's group folders
                 group = self.tree.group_folder_named(principal.org_id, names[0])
                 if group is not None:
                     chain = [group, *self.tree.resolve_below(group.id, group.org_id, names[1:])]
+            if not chain:  # nor a group folder: perhaps an item a colleague shared
+                shared = self.received(environ).get(lookup_form(names[0]))
+                if shared is not None:
+                    top = shared.entry
+                    below = self.tree.resolve_below(top.id, top.org_id, names[1:]) if top.is_dir else []
+                    chain, via = [top, *below], shared.grant
             offset = 1  # chain[0] is names[0]; the root is read only when asked for
         else:
             chain = [self.tree.get(principal.root_id)]
             offset = 0
+        vias: dict[str, ShareGrant] = environ.setdefault(_VIA, {})
         for depth in range(offset, len(names) + 1):
             index = depth - offset
+            key = "/" + "/".join(names[:depth])
             entry: Entry | None = chain[index] if index < len(chain) else None
-            if entry is not None and not policy.allows(principal, self.subject(environ, entry), Action.READ):
+            if entry is not None and not policy.allows(principal, self.subject(environ, entry, via), Action.READ):
                 entry = None  # what the policy hides does not exist
-            cache["/" + "/".join(names[:depth])] = entry
+            cache[key] = entry
+            if via is not None and depth > 0:
+                vias[key] = via
 
-    def subject(self, environ: dict[str, Any], entry: Entry) -> Any:
-        """What the policy is asked about for ``entry`` (the entry itself; a node reached through a share
-        for :class:`server.dav.public.ShareProvider`)."""
-        return entry
+    def subject(self, environ: dict[str, Any], entry: Entry, via: ShareGrant | None = None) -> Any:
+        """What the policy is asked about for ``entry``, reached through the share ``via`` (None: directly).
+
+        The entry itself, or the node as reached through that share at the request's time; for
+        :class:`server.dav.public.ShareProvider`, always as reached through the link's share."""
+        return entry if via is None else Shared(entry, via, self._request_time(environ))
+
+    def _request_time(self, environ: dict[str, Any]) -> float:
+        shares = self.shares
+        return request_time(environ, time.time if shares is None else shares.clock)
+
+    def received(self, environ: dict[str, Any]) -> dict[str, Received]:
+        """What colleagues shared with the requesting user and it may still read, by the name it shows
+        at the root of their drive (lookup form); read once per request."""
+        found: dict[str, Received] | None = environ.get(_RECEIVED)
+        if found is not None:
+            return found
+        found = {}
+        principal = environ["meddav.principal"]
+        if self.shares is not None and isinstance(principal, Principal):
+            at = self._request_time(environ)
+            root, org = principal.root_id, principal.org_id
+
+            def taken(name: str) -> bool:
+                return (
+                    lookup_form(name) in found
+                    or bool(self.tree.resolve_below(root, org, [name]))
+                    or self.tree.group_folder_named(org, name) is not None
+                )
+
+            for share in self.shares.for_recipient(principal.user_id):
+                try:
+                    entry = self.tree.get(share.node_id)
+                except NotFound:  # deleted meanwhile: the share went with it
+                    continue
+                grant = share.grant()
+                if not policy.allows(principal, Shared(entry, grant, at), Action.READ):
+                    continue
+                name = free_name(entry.name, taken)
+                found[lookup_form(name)] = Received(name, entry, grant)
+        environ[_RECEIVED] = found
+        return found
+
+    def _share_base(self, environ: dict[str, Any], via: ShareGrant) -> tuple[str, list[str]]:
+        """Where a shared item lies in its owner's world: the lock space of its tree (a private tree's
+        root id, or a group folder's space) and the names from that tree's root down to the item."""
+        bases: dict[int, tuple[str, list[str]]] = environ.setdefault(_BASES, {})
+        base = bases.get(via.share_id)
+        if base is None:
+            top, *below = self.tree.ancestry(via.root_id)
+            space = group_space(top.org_id, top.id) if top.is_group_root else str(top.id)
+            base = bases[via.share_id] = (space, [lookup_form(e.name) for e in below])
+        return base
 
     def is_drive_root(self, environ: dict[str, Any], entry: Entry) -> bool:
         """Whether ``entry`` is the root of the requesting user's drive (where group folders show)."""
@@ -126,16 +239,30 @@ class MedDAVProvider(DAVProvider):
         return entry.id == principal.root_id
 
     def ref_url(self, resource: _Resource, path: str) -> str | None:
-        """A resource's lock URL when this provider has its own space for it (a link share's); None: the
-        user's tree or group folder, as :meth:`_Resource.get_ref_url` builds it."""
-        return None
+        """A resource's lock URL when it is not the user's own: a link share's space, or for an item
+        shared by a colleague, the URL its owner locks it by (so that both lock the same document).
+        None: the user's tree or group folder, as :meth:`_Resource.get_ref_url` builds it."""
+        if resource.via is None:
+            return None
+        space, names = self._share_base(resource.environ, resource.via)
+        inner = path.lstrip("/").partition("/")[2]  # below the shared item, which shows under its own name
+        if names and (inner or resource.is_collection):
+            inner = "/" + inner
+        return quote(f"/{space}/" + "/".join(names) + inner)
 
     def resource_for(
-        self, path: str, entry: Entry, environ: dict[str, Any], *, props: dict[str, bytes] | None = None
+        self,
+        path: str,
+        entry: Entry,
+        environ: dict[str, Any],
+        *,
+        props: dict[str, bytes] | None = None,
+        via: ShareGrant | None = None,
     ) -> _Resource:
-        """The resource of an entry; ``props``: its dead properties, when already loaded."""
+        """The resource of an entry; ``props``: its dead properties, when already loaded; ``via``: the
+        share it is reached through."""
         cls = FolderResource if entry.is_dir else FileResource
-        return cls(self, path, entry, environ, props=props)
+        return cls(self, path, entry, environ, props=props, via=via)
 
     def holds_locks(self, environ: dict[str, Any]) -> bool:
         """Whether any lock lies in the requesting principal's tree or their organisation's group folders.
@@ -149,13 +276,23 @@ class MedDAVProvider(DAVProvider):
             return False
         principal: Principal = environ["meddav.principal"]
         storage: DatabaseLockStorage = lock_manager.storage
-        return storage.holds_locks_in(str(principal.root_id)) or storage.holds_locks_in(
+        if storage.holds_locks_in(str(principal.root_id)) or storage.holds_locks_in(
             group_space(principal.org_id, None)
+        ):
+            return True
+        if storage.is_empty():
+            return False
+        # The owners' spaces of what colleagues shared with this user (read only when some lock exists).
+        return any(
+            storage.holds_locks_in(self._share_base(environ, shared.grant)[0])
+            for shared in self.received(environ).values()
         )
 
     def forget(self, environ: dict[str, Any]) -> None:
         """Drop the request's resolution cache after the tree changed."""
         environ.pop(_CACHE, None)
+        environ.pop(_VIA, None)
+        environ.pop(_RECEIVED, None)
 
     def ref_url_to_path(self, ref_url: str) -> str:
         # Reference URLs are "/<space>/<path>" (see _Resource.get_ref_url); for a
@@ -182,6 +319,7 @@ class _Resource:
     path: str
     is_collection: bool
     entry: Entry
+    via: ShareGrant | None
     _props: dict[str, bytes] | None
 
     if TYPE_CHECKING:  # provided by wsgidav's resource classes this is mixed into
@@ -198,10 +336,12 @@ class _Resource:
         environ: dict[str, Any],
         *,
         props: dict[str, bytes] | None = None,
+        via: ShareGrant | None = None,
     ) -> None:
         super().__init__(path, environ)  # type: ignore[call-arg]  # wsgidav's DAVCollection or DAVNonCollection
         self.provider = provider
         self.entry = entry
+        self.via = via  # the share this resource is reached through (None: directly)
         self._props = props  # dead properties, when the caller already has them
 
     # -- identity ------------------------------------------------------------------
@@ -215,11 +355,10 @@ class _Resource:
     def tree(self) -> Tree:
         return self.provider.tree
 
-    def require(self, action: Action, entry: Entry | None = None) -> None:
-        target = entry or self.entry
-        if not policy.allows(self.principal, self.provider.subject(self.environ, target), action):
+    def require(self, action: Action) -> None:
+        if not policy.allows(self.principal, self.provider.subject(self.environ, self.entry, self.via), action):
             who = getattr(self.principal, "user_id", None) or self.principal.username  # a user's id, or "share:<id>"
-            logger.info("policy denied %s on node %s to %s", action.value, target.id, who)
+            logger.info("policy denied %s on node %s to %s", action.value, self.entry.id, who)
             raise DAVError(HTTP_FORBIDDEN)
 
     def get_ref_url(self) -> str:
@@ -240,6 +379,9 @@ class _Resource:
         return quote(f"/{self.principal.root_id}{path}")
 
     def get_display_name(self) -> str:
+        if self.via is not None and self.entry.id == self.via.root_id:
+            shown: str = util.get_uri_name(self.path.rstrip("/"))  # a shared item, under the name it shows
+            return shown
         return self.entry.name
 
     def get_creation_date(self) -> float:
@@ -341,7 +483,7 @@ class _Resource:
     def handle_move(self, dest_path: str) -> bool:
         parent, name, existing = self._destination(dest_path)
         self.require(Action.DELETE)
-        self.require(Action.CREATE, parent.entry)
+        parent.require(Action.CREATE)
         if existing is not None:
             existing.require(Action.DELETE)
         source_url = self.get_ref_url()
@@ -357,7 +499,7 @@ class _Resource:
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
         parent, name, existing = self._destination(dest_path)
         self.require(Action.READ)
-        self.require(Action.CREATE, parent.entry)
+        parent.require(Action.CREATE)
         if existing is not None:
             existing.require(Action.DELETE)
         self.environ["meddav.target_id"] = parent.entry.id
@@ -370,27 +512,30 @@ class _Resource:
 
 
 class FolderResource(_Resource, DAVCollection):
-    #: Whether PROPFIND reports the quota (RFC 4331): the user's own usage, not a link's business.
-    reports_quota = True
+    @property
+    def reports_quota(self) -> bool:
+        """Whether PROPFIND reports the quota (RFC 4331): the user's own usage, not the business of
+        someone reaching the folder through a share."""
+        return self.via is None
 
     def get_etag(self) -> None:
         return None
 
     # -- members -------------------------------------------------------------------
 
-    def _members(self) -> list[Entry]:
+    def _members(self) -> list[Member]:
         self.require(Action.LIST)
-        members = self.tree.children(self.entry)
+        members = [Member(e.name, e, self.via) for e in self.tree.children(self.entry)]
         if self.provider.is_drive_root(self.environ, self.entry):
-            taken = {lookup_form(e.name) for e in members}
-            members.extend(
-                g for g in self.tree.group_folders(self.principal.org_id) if lookup_form(g.name) not in taken
-            )
+            taken = {lookup_form(m.name) for m in members}
+            groups = self.tree.group_folders(self.principal.org_id)
+            members.extend(Member(g.name, g) for g in groups if lookup_form(g.name) not in taken)
+            members.extend(Member(r.name, r.entry, r.grant) for r in self.provider.received(self.environ).values())
         subject = self.provider.subject
-        return [e for e in members if policy.allows(self.principal, subject(self.environ, e), Action.READ)]
+        return [m for m in members if policy.allows(self.principal, subject(self.environ, m.entry, m.via), Action.READ)]
 
     def get_member_names(self) -> list[str]:
-        return [e.name for e in self._members()]
+        return [m.name for m in self._members()]
 
     def get_member(self, name: str) -> _Resource | None:
         return self.provider.get_resource_inst(util.join_uri(self.path, name), self.environ)
@@ -398,10 +543,12 @@ class FolderResource(_Resource, DAVCollection):
     def get_member_list(self) -> list[_Resource]:
         members = self._members()
         # Dead properties of all members in one query (PROPFIND allprop asks each).
-        props = self.tree.properties(e.id for e in members)
+        props = self.tree.properties(m.entry.id for m in members)
         return [
-            self.provider.resource_for(util.join_uri(self.path, e.name), e, self.environ, props=props.get(e.id, {}))
-            for e in members
+            self.provider.resource_for(
+                util.join_uri(self.path, name), entry, self.environ, props=props.get(entry.id, {}), via=via
+            )
+            for name, entry, via in members
         ]
 
     # -- quota (RFC 4331) ---------------------------------------------------------------
@@ -417,9 +564,13 @@ class FolderResource(_Resource, DAVCollection):
         return cached
 
     def get_used_bytes(self) -> int:
+        if not self.reports_quota:
+            raise DAVError(HTTP_NOT_FOUND)
         return self._usage()[0]
 
     def get_available_bytes(self) -> int:
+        if not self.reports_quota:
+            raise DAVError(HTTP_NOT_FOUND)
         return self._usage()[1]
 
     # -- creating ------------------------------------------------------------------
@@ -440,7 +591,7 @@ class FolderResource(_Resource, DAVCollection):
             # The file appears only when its content is complete (end_write).
             return NewFileResource(self.provider, path, self, name, self.environ)
         entry = translated(self.tree.create_empty_file)(self.entry, name)
-        return FileResource(self.provider, path, entry, self.environ)
+        return FileResource(self.provider, path, entry, self.environ, via=self.via)
 
     def create_collection(self, name: str) -> None:
         self.require(Action.CREATE)
@@ -545,7 +696,7 @@ class NewFileResource(FileResource):
             group_id=parent.entry.group_id,
             group_access=parent.entry.group_access,
         )
-        super().__init__(provider, path, placeholder, environ, props={})
+        super().__init__(provider, path, placeholder, environ, props={}, via=parent.via)
         self._parent = parent
 
     def _parent_entry(self) -> Entry:

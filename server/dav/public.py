@@ -33,12 +33,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from ipaddress import ip_address, ip_network
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from wsgidav import util
-from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from server import policy
@@ -46,9 +45,19 @@ from server.auth.client import client_address
 from server.crypto import lookup_form
 from server.dav.locks import DatabaseLockStorage
 from server.dav.middleware import INSTANCE_KEY, challenge, parse_basic, too_many, unavailable
-from server.dav.provider import FolderResource, MedDAVProvider, NewFileResource, _Resource, _split
+from server.dav.provider import (
+    REQUEST_TIME,
+    FolderResource,
+    MedDAVProvider,
+    Member,
+    NewFileResource,
+    _Resource,
+    _split,
+    free_name,
+    request_time,
+)
 from server.errors import Busy, NotFound
-from server.policy import Action, Shared, SharePrincipal
+from server.policy import Action, Shared, ShareGrant, SharePrincipal
 from server.tree import Entry, Tree
 
 if TYPE_CHECKING:
@@ -67,7 +76,6 @@ _SENT_MAX = 1000
 _VERIFIED_MAX = 1000
 _SHARE = "meddav.share"
 _SEGMENT = "meddav.share_segment"
-_AT = "meddav.share_at"
 _DROPBOX_REFUSED = frozenset({"MKCOL", "LOCK", "UNLOCK", "PROPPATCH"})
 _DROPBOX_HIDDEN = frozenset({"COPY", "MOVE", "DELETE"})
 _OWN = "meddav.own_uploads"  # ids of the nodes of this request reached as the recipient's own uploads
@@ -199,7 +207,7 @@ class ShareAuth(BaseMiddleware):
         environ["meddav.principal"] = principal  # from here on, the request is audited as the share's
         environ[_SHARE] = share
         environ[_SEGMENT] = segment
-        environ[_AT] = now
+        environ[REQUEST_TIME] = now
         environ["wsgidav.auth.user_name"] = principal.username
         environ["wsgidav.auth.realm"] = realm
         environ["wsgidav.auth.roles"] = []
@@ -321,11 +329,11 @@ class ShareProvider(MedDAVProvider):
                     entry = None
             cache["/" + "/".join(names[:depth])] = entry
 
-    def subject(self, environ: dict[str, Any], entry: Entry) -> Shared:
+    def subject(self, environ: dict[str, Any], entry: Entry, via: ShareGrant | None = None) -> Shared:
         share: ShareInfo = environ[_SHARE]
         # Only a node reached as the recipient's own upload (under the name sent), never by its stored name.
         own = share.mode == "dropbox" and entry.id in environ.get(_OWN, ())
-        return Shared(entry, share.grant(), environ[_AT], own_upload=own)
+        return Shared(entry, share.grant(), request_time(environ), own_upload=own)
 
     def is_drive_root(self, environ: dict[str, Any], entry: Entry) -> bool:
         return False
@@ -343,7 +351,13 @@ class ShareProvider(MedDAVProvider):
         return storage.holds_locks_in(f"s{share.id}")
 
     def resource_for(
-        self, path: str, entry: Entry, environ: dict[str, Any], *, props: dict[str, bytes] | None = None
+        self,
+        path: str,
+        entry: Entry,
+        environ: dict[str, Any],
+        *,
+        props: dict[str, bytes] | None = None,
+        via: ShareGrant | None = None,
     ) -> _Resource:
         share: ShareInfo = environ[_SHARE]
         if not entry.is_dir:
@@ -355,13 +369,9 @@ class ShareProvider(MedDAVProvider):
 class ShareFolder(FolderResource):
     """A folder reached through a link: the owner's quota and usage are not the link's business."""
 
-    reports_quota = False
-
-    def get_used_bytes(self) -> int:
-        raise DAVError(HTTP_NOT_FOUND)
-
-    def get_available_bytes(self) -> int:
-        raise DAVError(HTTP_NOT_FOUND)
+    @property
+    def reports_quota(self) -> bool:
+        return False
 
 
 class DropBoxFolder(ShareFolder):
@@ -370,14 +380,14 @@ class DropBoxFolder(ShareFolder):
 
     provider: ShareProvider
 
-    def _members(self) -> list[Entry]:
+    def _members(self) -> list[Member]:
         self.require(Action.CREATE)
         share: ShareInfo = self.environ[_SHARE]
         if self.entry.id != share.node_id:
             return []
         sent = self.provider.sent(self.environ)
         self.environ.setdefault(_OWN, set()).update(entry.id for entry in sent.values())
-        return list(sent.values())
+        return [Member(entry.name, entry) for entry in sent.values()]
 
     def _dead_properties(self) -> dict[str, bytes]:
         return {}  # the owner's properties of the folder are not the recipient's to see
@@ -391,14 +401,9 @@ class DropBoxFolder(ShareFolder):
         return _DropBoxFile(self.provider, util.join_uri(self.path, free), self, free, self.environ, sent_as=name)
 
     def _free_name(self, name: str) -> str:
-        stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
-        if not stem:  # ".profile": all stem
-            stem, suffix = name, ""
-        candidate, number = name, 1
-        while self.tree.resolve_below(self.entry.id, self.entry.org_id, [candidate]):
-            number += 1
-            candidate = f"{stem} ({number}){suffix}"
-        return candidate
+        return free_name(
+            name, lambda candidate: bool(self.tree.resolve_below(self.entry.id, self.entry.org_id, [candidate]))
+        )
 
     def create_collection(self, name: str) -> None:
         raise DAVError(HTTP_FORBIDDEN, "a drop box takes files only")

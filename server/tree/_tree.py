@@ -449,6 +449,20 @@ class Tree:
         chain = self.resolve_below(root.id, root.org_id, names)
         return chain[-1] if len(chain) == len(names) else None
 
+    def ancestry(self, node_id: int) -> list[Entry]:
+        """The node and its ancestors, its tree's root (a user's root or a group folder) first."""
+        found: list[Entry] = []
+        with self.db.read() as c:
+            next_id: int | None = node_id
+            while next_id is not None:
+                entry = self._get(c, next_id)
+                if entry is None:
+                    raise NotFound(f"node {next_id} not found")
+                found.append(entry)
+                next_id = entry.parent_id
+        found.reverse()
+        return found
+
     def children(self, folder: Entry) -> list[Entry]:
         with self.db.read() as c:
             rows = c.all(_CHILDREN, parent_id=folder.id)

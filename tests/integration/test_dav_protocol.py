@@ -581,3 +581,15 @@ def test_propname_lists_names_without_values(dav: httpx.Client) -> None:
     names = {child.tag for child in prop}
     assert {"{DAV:}getcontentlength", "{DAV:}getetag", "{urn:x-test:}note"} <= names
     assert all(not (child.text or "").strip() and len(child) == 0 for child in prop)
+
+
+def test_options_decodes_its_path_like_every_other_method(dav: httpx.Client) -> None:
+    """cheroot leaves an OPTIONS path percent-encoded; MedDAV decodes it (litmus asks OPTIONS of a nested folder)."""
+    assert dav.request("MKCOL", "Dr%20Hélène/").status_code == 201
+    assert dav.request("MKCOL", "Dr%20Hélène/Comptes%20rendus/").status_code == 201
+    for path in ("Dr%20H%C3%A9l%C3%A8ne/Comptes%20rendus/", "Dr%20Hélène/Comptes%20rendus/nouveau.txt"):
+        answer = dav.request("OPTIONS", path)
+        assert answer.status_code == 200, path
+    assert "PROPFIND" in dav.request("OPTIONS", "Dr%20Hélène/Comptes%20rendus/").headers["Allow"]
+    # An encoded slash stays one: no such folder (OPTIONS answers what may be created there).
+    assert "PROPFIND" not in dav.request("OPTIONS", "Dr%20Hélène%2FComptes%20rendus/").headers["Allow"]
