@@ -36,7 +36,7 @@ from server.jobs import Foreground, JobFailed, JobQueue, schedule_builtins
 from server.mail import MAIL_JOB, Mailer
 from server.plugins import NOTIFY_JOB, Plugins, load_plugins, mail_context
 from server.policy import ROLE_INSTANCE_ADMIN
-from server.sharing import Shares
+from server.sharing import DIGEST_JOB, Shares
 from server.storage import BaseBlobStore
 from server.storage import load as load_blob_store
 from server.tree import Tree
@@ -52,6 +52,8 @@ EVENT_JOB = "plugins.event"
 #: The periodic job that ends expired shares (and audits it), every SWEEP_EVERY seconds.
 SHARES_SWEEP = "shares.sweep"
 SWEEP_EVERY = 900
+#: How often owners who asked for it are told of new files in their drop boxes (one digest mail each).
+DIGEST_EVERY = 3600
 
 
 @dataclass
@@ -112,7 +114,12 @@ class Instance:
             if ended:
                 logger.info("expired shares ended", extra={"fields": {"shares": ended}})
 
-        core = {EVENT_JOB: deliver, NOTIFY_JOB: notify, MAIL_JOB: send_mail, SHARES_SWEEP: sweep}
+        def digest(ctx: Any) -> None:
+            mailed = self.shares.digest()
+            if mailed:
+                logger.info("drop-box digests queued", extra={"fields": {"mails": mailed}})
+
+        core = {EVENT_JOB: deliver, NOTIFY_JOB: notify, MAIL_JOB: send_mail, SHARES_SWEEP: sweep, DIGEST_JOB: digest}
         return {**core, **self.plugins.job_handlers()}
 
     def start_plugins(self) -> None:
@@ -126,6 +133,7 @@ class Instance:
         their schedule survives restarts).  Called at start by whoever runs a scheduler."""
         schedule_builtins(self.jobs)
         self.jobs.schedule(SHARES_SWEEP, SHARES_SWEEP, every_seconds=SWEEP_EVERY)
+        self.jobs.schedule(DIGEST_JOB, DIGEST_JOB, every_seconds=DIGEST_EVERY)
         for job in self.plugins.periodic_jobs():
             self.jobs.schedule(job.name, job.kind, every_seconds=job.every_seconds, daily_at=job.daily_at)
 
@@ -194,6 +202,7 @@ def _services(settings: Settings, master: MasterKey) -> Instance:
             jobs,
             settings.sharing,
             base_url=settings.public_base_url(),
+            channels=plugins.notification_channels,
         ),
         mailer=Mailer.from_settings(settings.mail, base_url=settings.public_base_url()),
         plugins=plugins,

@@ -4,6 +4,8 @@
 - ``/ui/login``, ``/ui/login/code``, ``/ui/logout``, ``/ui/forgot``,
   ``/ui/reset/<token>``: signing in and out (:mod:`webui.views.auth`);
 - ``/ui``: the account's home (:mod:`webui.views.account`);
+- ``/ui/files``: the user's drive and the share dialog (:mod:`webui.views.files`);
+- ``/ui/shares``: the shares I made and those made to me (:mod:`webui.views.shares`);
 - ``/ui/security``: password and second factor (:mod:`webui.views.security`);
 - ``/ui/app-passwords``, ``/ui/sessions`` (:mod:`webui.views.devices`);
 - ``/ui/invite/<token>``: accepting an invitation (:mod:`webui.views.invite`);
@@ -11,6 +13,7 @@
   group folders (:mod:`webui.views.groups`), audit log (:mod:`webui.views.audit`);
 - ``/ui/admin/jobs``: the instance's background jobs (:mod:`webui.views.jobs`);
 - ``/api/v1``: the JSON API of shares, with its OpenAPI document (:mod:`webui.views.api`);
+- ``/s/<token>``: a link share's pages, for its recipient (:mod:`webui.views.recipient`);
 - ``/plugins/<name>/``: the pages of a plugin (its ``meddav_web_blueprint``).
 
 Around every view: the session is read (:mod:`webui.sessions`), the language
@@ -24,7 +27,7 @@ inline script (the Content-Security-Policy of :mod:`server.app` forbids it).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _  # type: ignore[import-untyped]
@@ -35,6 +38,7 @@ from webui import csrf, i18n, sessions
 from webui.context import EXTENSION
 from webui.views import BLUEPRINTS
 from webui.views.admin import can_administer
+from webui.views.recipient import init_app as init_recipients
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +71,22 @@ def _error_text(code: int, description: str | None) -> tuple[str, str]:
     return titles.get(code, (_("Error"), _("Something went wrong.")))
 
 
+class _Pages(Flask):
+    """Flask, whose log of an unexpected error names the view, never the path: a path may carry a share's
+    token (``/s/<token>``) or a file name."""
+
+    def log_exception(self, exc_info: Any) -> None:
+        self.logger.error("exception in view %s [%s]", request.endpoint, request.method, exc_info=exc_info)
+
+
 def create_app(instance: Instance) -> Flask:
     """The Flask application of the web pages (mounted at ``/``)."""
-    app = Flask(__name__)
+    app = _Pages(__name__)
     # Flask's own (signed-cookie) session is not used: sessions live on the server (webui.sessions).
     app.config.update(SECRET_KEY=None, JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=64 * 1024)
     app.extensions[EXTENSION] = instance
     i18n.init_app(app)
+    init_recipients(app)
 
     @app.before_request
     def before() -> None:

@@ -50,6 +50,7 @@ def record(
     org_id: int | None = None,
     status: int | None = None,
     target_id: int | None = None,
+    node_id: int | None = None,
     detail: str | None = None,
 ) -> None:
     """Append a web event to the audit log.  Never give it a password, a code, a token or a cookie."""
@@ -64,6 +65,7 @@ def record(
             address=address(),
             status=status,
             target_id=target_id,
+            node_id=node_id,
             detail=detail,
         )
     )

@@ -27,6 +27,7 @@ import io
 import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
@@ -51,6 +52,29 @@ logger = logging.getLogger(__name__)
 INSTANCE_KEY = "meddav_instance"
 
 
+def _visible_hrefs(environ: dict[str, Any], refs: list[str]) -> list[str]:
+    """The hrefs of an error's condition (the locks in the way of a 423) as the client sees them.
+
+    wsgidav names locks by their lock URLs (``/<space>/<path>``), which are no client's paths, and for an
+    item a colleague shared, name the owner's folders: each becomes the href of the resource it is in the
+    requester's drive, or, when nothing of it shows there, the requested resource itself."""
+    provider = environ.get("wsgidav.provider")
+    hrefs: list[str] = []
+    for ref in refs:
+        resource = None
+        if provider is not None and "meddav.principal" in environ:
+            try:
+                resource = provider.get_resource_inst(provider.ref_url_to_path(ref), environ)
+            except Exception:  # an error page must not fail: the ref is then left out
+                resource = None
+        href = resource.get_href() if resource is not None else None
+        if href is not None and href not in hrefs:
+            hrefs.append(href)
+    if not hrefs:
+        hrefs.append(quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")))
+    return hrefs
+
+
 class ErrorShield(BaseMiddleware):
     """Turn unexpected exceptions into a bare 500, logged once with a traceback.
 
@@ -65,6 +89,8 @@ class ErrorShield(BaseMiddleware):
                 started = True
                 yield chunk
         except DAVError as exc:
+            if exc.err_condition is not None and exc.err_condition.hrefs:
+                exc.err_condition.hrefs = _visible_hrefs(environ, exc.err_condition.hrefs)
             if exc.value != HTTP_INTERNAL_ERROR:
                 raise
             self._log(environ, exc.src_exception, started=started)

@@ -29,11 +29,10 @@ from __future__ import annotations
 import logging
 import mimetypes
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from wsgidav import util, xml_tools
@@ -44,7 +43,8 @@ from wsgidav.util import etree
 from server import policy
 from server.crypto import lookup_form
 from server.dav.errors import to_dav_error, translated
-from server.errors import MedDAVError, NotFound
+from server.drive import Drive, Member, Received
+from server.errors import MedDAVError
 from server.policy import Action, Principal, Shared, ShareGrant
 from server.tree import Entry, Tree, Upload
 
@@ -58,7 +58,7 @@ def group_space(org_id: int, group_root_id: int | None) -> str:
     return f"g{org_id}." + ("" if group_root_id is None else str(group_root_id))
 
 
-__all__ = ["REQUEST_TIME", "MedDAVProvider", "Member", "Received", "free_name", "request_time"]
+__all__ = ["REQUEST_TIME", "MedDAVProvider", "request_time"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ _LOCK_PROPERTIES = ("{DAV:}lockdiscovery", "{DAV:}supportedlock")
 _WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
 _CACHE = "meddav.resolved"
 _VIA = "meddav.via"  # resolved path -> the share it was reached through
-_RECEIVED = "meddav.received"
+_DRIVE = "meddav.drive"
 _BASES = "meddav.share_bases"
 #: The request environ key of the time shares are judged at (:func:`request_time`).
 REQUEST_TIME = "meddav.share_at"
@@ -85,35 +85,6 @@ def request_time(environ: dict[str, Any], clock: Callable[[], float] = time.time
     return at
 
 
-def free_name(name: str, taken: Any) -> str:
-    """``name``, or the first of ``name (2).ext``, ``name (3).ext``... for which ``taken`` is false."""
-    stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
-    if not stem:  # ".profile": all stem
-        stem, suffix = name, ""
-    candidate, number = name, 1
-    while taken(candidate):
-        number += 1
-        candidate = f"{stem} ({number}){suffix}"
-    return candidate
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """An item a colleague shared with the requesting user, as it shows at the root of their drive."""
-
-    name: str  # at the drive's root: the item's own name, or a free one when that is taken there
-    entry: Entry
-    grant: ShareGrant
-
-
-class Member(NamedTuple):
-    """A folder's member as listed: its name there, its entry, the share it is reached through."""
-
-    name: str
-    entry: Entry
-    via: ShareGrant | None = None
-
-
 class MedDAVProvider(DAVProvider):
     """Resolves request paths to resources of the principal's own tree."""
 
@@ -121,6 +92,7 @@ class MedDAVProvider(DAVProvider):
         super().__init__()
         self.tree = tree
         self.shares = shares
+        self._requests = threading.local()  # the environ of the request this thread serves
 
     def __repr__(self) -> str:
         return "MedDAVProvider()"
@@ -132,6 +104,7 @@ class MedDAVProvider(DAVProvider):
 
     def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _Resource | None:
         principal: Principal = environ["meddav.principal"]
+        self._requests.environ = environ  # for ref_url_to_path, which wsgidav calls without it
         cache: dict[str, Entry | None] = environ.setdefault(_CACHE, {})
         names = _split(path)
         key = "/" + "/".join(names)
@@ -152,18 +125,8 @@ class MedDAVProvider(DAVProvider):
         # server's, not the client's: they propagate and become a logged 500.
         chain: list[Entry]
         via: ShareGrant | None = None
-        if names:
-            chain = self.tree.resolve_below(principal.root_id, principal.org_id, names)
-            if not chain:  # not a private item: perhaps one of the organisation's group folders
-                group = self.tree.group_folder_named(principal.org_id, names[0])
-                if group is not None:
-                    chain = [group, *self.tree.resolve_below(group.id, group.org_id, names[1:])]
-            if not chain:  # nor a group folder: perhaps an item a colleague shared
-                shared = self.received(environ).get(lookup_form(names[0]))
-                if shared is not None:
-                    top = shared.entry
-                    below = self.tree.resolve_below(top.id, top.org_id, names[1:]) if top.is_dir else []
-                    chain, via = [top, *below], shared.grant
+        if names:  # a private item, else a group folder, else an item a colleague shared (server.drive)
+            chain, via = self.drive(environ).chain(names)
             offset = 1  # chain[0] is names[0]; the root is read only when asked for
         else:
             chain = [self.tree.get(principal.root_id)]
@@ -190,37 +153,17 @@ class MedDAVProvider(DAVProvider):
         shares = self.shares
         return request_time(environ, time.time if shares is None else shares.clock)
 
+    def drive(self, environ: dict[str, Any]) -> Drive:
+        """The requesting user's drive (:mod:`server.drive`), for this request."""
+        drive: Drive | None = environ.get(_DRIVE)
+        if drive is None:
+            drive = environ[_DRIVE] = Drive(self.tree, self.shares, environ["meddav.principal"],
+                                            self._request_time(environ))  # fmt: skip
+        return drive
+
     def received(self, environ: dict[str, Any]) -> dict[str, Received]:
-        """What colleagues shared with the requesting user and it may still read, by the name it shows
-        at the root of their drive (lookup form); read once per request."""
-        found: dict[str, Received] | None = environ.get(_RECEIVED)
-        if found is not None:
-            return found
-        found = {}
-        principal = environ["meddav.principal"]
-        if self.shares is not None and isinstance(principal, Principal):
-            at = self._request_time(environ)
-            root, org = principal.root_id, principal.org_id
-
-            def taken(name: str) -> bool:
-                return (
-                    lookup_form(name) in found
-                    or bool(self.tree.resolve_below(root, org, [name]))
-                    or self.tree.group_folder_named(org, name) is not None
-                )
-
-            for share in self.shares.for_recipient(principal.user_id):
-                try:
-                    entry = self.tree.get(share.node_id)
-                except NotFound:  # deleted meanwhile: the share went with it
-                    continue
-                grant = share.grant()
-                if not policy.allows(principal, Shared(entry, grant, at), Action.READ):
-                    continue
-                name = free_name(entry.name, taken)
-                found[lookup_form(name)] = Received(name, entry, grant)
-        environ[_RECEIVED] = found
-        return found
+        """What colleagues shared with the requesting user, by the name it shows at the root of their drive."""
+        return self.drive(environ).received()
 
     def _share_base(self, environ: dict[str, Any], via: ShareGrant) -> tuple[str, list[str]]:
         """Where a shared item lies in its owner's world: the lock space of its tree (a private tree's
@@ -292,18 +235,52 @@ class MedDAVProvider(DAVProvider):
         """Drop the request's resolution cache after the tree changed."""
         environ.pop(_CACHE, None)
         environ.pop(_VIA, None)
-        environ.pop(_RECEIVED, None)
+        environ.pop(_DRIVE, None)
 
     def ref_url_to_path(self, ref_url: str) -> str:
-        # Reference URLs are "/<space>/<path>" (see _Resource.get_ref_url); for a
-        # group folder the path starts at the group folder, which is at the root.
+        """The path, in the requesting user's drive, of a lock's URL (wsgidav names lock roots with it).
+
+        Reference URLs are "/<space>/<path>" (see :meth:`_Resource.get_ref_url`).  A space of the user's
+        (their tree, a group folder, which is at the root) maps to its path; a colleague's space maps to
+        the item they shared, under the name it shows here (a lock above it: the item itself).  A lock
+        this user cannot see at all is named by the drive's root: never a path of someone else's."""
         path = util.removeprefix(ref_url, self.share_path)
-        rest = path.lstrip("/").split("/", 1)
-        inner = "/" + (unquote(rest[1]) if len(rest) > 1 else "")
-        if rest[0].startswith("g"):
-            root_id = int(rest[0].rsplit(".", 1)[1])
-            return "/" + self.tree.get(root_id).name + inner.rstrip("/") + ("/" if inner.endswith("/") else "")
-        return inner
+        space, _, rest = path.lstrip("/").partition("/")
+        inner = "/" + unquote(rest)
+        environ: dict[str, Any] | None = getattr(self._requests, "environ", None)
+        candidates: list[str] = []
+        if space.startswith("g"):
+            root_id = int(space.rsplit(".", 1)[1])
+            candidates.append(
+                "/" + self.tree.get(root_id).name + inner.rstrip("/") + ("/" if inner.endswith("/") else "")
+            )
+        else:
+            candidates.append(inner)
+        if environ is None:
+            return candidates[0]
+        principal = environ.get("meddav.principal")
+        if isinstance(principal, Principal) and space not in (str(principal.root_id),):
+            candidates[:0] = self._shown_paths(environ, space, inner)
+        for candidate in candidates:
+            if self.get_resource_inst(candidate, environ) is not None:
+                return candidate
+        return "/"
+
+    def _shown_paths(self, environ: dict[str, Any], space: str, inner: str) -> list[str]:
+        """Where a path of a colleague's lock space shows in this user's drive: below each item shared
+        with them that holds it, or that item itself for a lock above it."""
+        parts = [part for part in inner.split("/") if part]
+        found = []
+        for shared in self.received(environ).values():
+            base_space, names = self._share_base(environ, shared.grant)
+            if base_space != space:
+                continue
+            if parts[: len(names)] == names:
+                below = parts[len(names) :]
+                found.append("/" + "/".join([shared.name, *below]) + ("/" if inner.endswith("/") else ""))
+            elif names[: len(parts)] == parts:  # a lock on a folder above the shared item covers it
+                found.append(f"/{shared.name}/")
+        return found
 
     def custom_request_handler(self, environ: dict[str, Any], start_response: Any, default_handler: Any) -> Any:
         from server.dav.handlers import handle  # handlers builds on this module's resources
@@ -527,10 +504,7 @@ class FolderResource(_Resource, DAVCollection):
         self.require(Action.LIST)
         members = [Member(e.name, e, self.via) for e in self.tree.children(self.entry)]
         if self.provider.is_drive_root(self.environ, self.entry):
-            taken = {lookup_form(m.name) for m in members}
-            groups = self.tree.group_folders(self.principal.org_id)
-            members.extend(Member(g.name, g) for g in groups if lookup_form(g.name) not in taken)
-            members.extend(Member(r.name, r.entry, r.grant) for r in self.provider.received(self.environ).values())
+            members.extend(self.provider.drive(self.environ).root_extras({lookup_form(m.name) for m in members}))
         subject = self.provider.subject
         return [m for m in members if policy.allows(self.principal, subject(self.environ, m.entry, m.via), Action.READ)]
 
@@ -656,10 +630,13 @@ class FileResource(_Writable, _Resource, DAVNonCollection):
     def _authorize_write(self) -> None:
         self.require(Action.WRITE)
 
+    #: Whether a PUT only ever adds a file (a taken name gets a free one as the content is stored).
+    new_only = False
+
     def begin_write(self, *, content_type: str | None = None) -> _Writable:
         self._authorize_write()
         self._upload = translated(self.tree.upload)(
-            self._parent_entry(), self.entry.name, expected_size=self._expected_size()
+            self._parent_entry(), self.entry.name, expected_size=self._expected_size(), new_only=self.new_only
         )
         return self
 

@@ -49,16 +49,15 @@ from server.dav.provider import (
     REQUEST_TIME,
     FolderResource,
     MedDAVProvider,
-    Member,
     NewFileResource,
     _Resource,
     _split,
-    free_name,
     request_time,
 )
+from server.drive import Member
 from server.errors import Busy, NotFound
 from server.policy import Action, Shared, ShareGrant, SharePrincipal
-from server.tree import Entry, Tree
+from server.tree import Entry, Tree, free_name
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -410,9 +409,11 @@ class DropBoxFolder(ShareFolder):
 
 
 class _DropBoxFile(NewFileResource):
-    """A file sent to a drop box: once stored, remembered under the name it was sent with."""
+    """A file sent to a drop box: stored under a free name if its name was taken meanwhile (never over
+    another), and once stored, remembered under the name it was sent with."""
 
     provider: ShareProvider
+    new_only = True
 
     def __init__(self, *args: Any, sent_as: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

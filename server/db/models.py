@@ -244,7 +244,7 @@ class AuditRecord(Base):
     at: Mapped[float] = mapped_column(Float, index=True)
     org_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    principal: Mapped[str] = mapped_column(String(160))
+    principal: Mapped[str] = mapped_column(String(160), index=True)
     address: Mapped[str] = mapped_column(String(64))
     surface: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(40))
@@ -393,6 +393,9 @@ class Share(Base):
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_access_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The owner is e-mailed a digest of what was put in the drop box (server.sharing.Shares.digest).
+    notify_uploads: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    uploads_notified: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class PeriodicJob(Base):

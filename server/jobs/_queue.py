@@ -602,6 +602,15 @@ class JobQueue:
         pointless by a change (the mail of a share revoked before it went).  A running or done job stays."""
         return bool(tx.run(_CANCEL, kind=kind, key=key))
 
+    def cancel_prefixed(self, tx: Tx, kind: str, prefix: str) -> int:
+        """:meth:`cancel` every job of ``kind`` whose key starts with ``prefix`` (all the mails of a share)."""
+        statement = delete(jobs_t).where(
+            jobs_t.c.kind == kind,
+            jobs_t.c.key.startswith(prefix, autoescape=True),
+            or_(jobs_t.c.state == PENDING, jobs_t.c.state == DEAD),
+        )
+        return int(tx.run(statement))
+
     def retry_dead(self, kind: str | None = None) -> int:
         """Retry every dead job (of ``kind``); return how many."""
         now = self.clock()

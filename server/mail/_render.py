@@ -75,13 +75,14 @@ TEMPLATES: Mapping[str, TemplateSpec] = {
     ),
     # A link share, to its recipient: who shares, the link, what it allows and until when; never the item's
     # name nor the note.  ``access``: read, write or dropbox; ``proof``: how the recipient proves it
-    # (password-mail: a second mail follows; password-owner: the owner gives it; code: a code at each visit).
+    # (password-mail: a second mail follows; password-sms: a text message; password-owner: the owner gives it;
+    # code: a code at each visit).
     "share_link": TemplateSpec(
         required=frozenset({"owner_name", "link_url", "expires_at", "access", "proof"}),
         optional=frozenset({"recipient_name"}),
         choices={
             "access": frozenset({"read", "write", "dropbox"}),
-            "proof": frozenset({"password-mail", "password-owner", "code"}),
+            "proof": frozenset({"password-mail", "password-sms", "password-owner", "code"}),
         },
     ),
     # The link's password, in a mail of its own (the "second channel" by default).
@@ -89,6 +90,17 @@ TEMPLATES: Mapping[str, TemplateSpec] = {
         required=frozenset({"owner_name", "password"}),
         optional=frozenset({"recipient_name"}),
         secret=frozenset({"password"}),
+    ),
+    # A one-time code that opens a link share (shares opened by codes instead of a password), asked for
+    # on the share's page; valid ``minutes``.
+    "share_code": TemplateSpec(
+        required=frozenset({"owner_name", "code", "minutes"}),
+        secret=frozenset({"code"}),
+    ),
+    # To a drop box's owner who asked for it: how many files were put in their drop boxes since the last
+    # digest (a periodic job); never a file's name.
+    "dropbox_digest": TemplateSpec(
+        required=frozenset({"arrivals", "boxes", "overview_url"}),
     ),
     # A plugin tells an organisation's admins of a problem only they can fix (the EHR refusing MedDAV's
     # credentials...).  ``problem`` and ``advice`` are the plugin's own sentences, in the mail's language,

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import ipaddress
+import re
 import secrets
 import time
 import zoneinfo
@@ -48,14 +50,25 @@ from server.credentials import SecretDigester
 from server.credentials._secrets import Secret, new_secret, normalise
 from server.crypto import ShareNoteSealer
 from server.db import Database, Tx, prepared
-from server.db.models import organisations_t, shares_t, users_t
+from server.db.models import audit_t, organisations_t, shares_t, users_t
 from server.errors import BadRequest, NotFound, PolicyDenied
 from server.jobs import JobQueue
 from server.mail import MAIL_JOB
+from server.plugins import NOTIFY_JOB
 from server.policy import SHARE_MODES, Action, Operator, Principal, ShareGrant
 from server.tree import Entry, Tree
 
-__all__ = ["KIND_COLLEAGUE", "KIND_LINK", "NOTE_MAX", "SECOND_CHANNELS", "NewShare", "ShareInfo", "Shares"]
+__all__ = [
+    "DIGEST_JOB",
+    "KIND_COLLEAGUE",
+    "KIND_LINK",
+    "NOTE_MAX",
+    "SECOND_CHANNELS",
+    "Access",
+    "NewShare",
+    "ShareInfo",
+    "Shares",
+]
 
 KIND_COLLEAGUE = "colleague"
 KIND_LINK = "link"
@@ -69,9 +82,16 @@ MAIL_PARTS = ("link", "password")
 TOKEN_TYPED_MAX = 128
 #: The purpose of a link token's keyed digest (an app password's digest does not match a link's).
 LINK_PURPOSE = "share-link"
-#: The second channel that takes a link's password to its recipient: an e-mail of its own, or the owner
-#: (by telephone...).
-SECOND_CHANNELS = ("email", "owner")
+#: The second channel that takes a link's password to its recipient: an e-mail of its own, the owner
+#: (by telephone...), or a text message through the notification channel "sms" a plugin provides.
+SECOND_CHANNELS = ("email", "owner", "sms")
+SMS_CHANNEL = "sms"
+#: A telephone number for a text message: international form, "+" and 8 to 15 digits.
+_PHONE = re.compile(r"\+[1-9][0-9]{7,14}")
+#: The periodic job that e-mails owners what was put in their drop boxes (:meth:`Shares.digest`).
+DIGEST_JOB = "shares.digest"
+#: A link's visits shown to its owner (the most recent).
+ACCESSES_SHOWN = 200
 
 _COLUMNS = (
     shares_t.c.id,
@@ -92,6 +112,8 @@ _COLUMNS = (
     shares_t.c.created_at,
     shares_t.c.revoked_at,
     shares_t.c.last_access_at,
+    shares_t.c.notify_uploads,
+    shares_t.c.uploads_notified,
 )
 # Every share with its maker's state: a disabled account's shares stop working with it.
 _SELECT = select(*_COLUMNS, users_t.c.disabled.label("owner_disabled")).select_from(
@@ -131,6 +153,11 @@ _GIVE_BACK_DOWNLOAD = prepared(
     .values(downloads=shares_t.c.downloads - 1)
 )
 _SEEN = prepared(update(shares_t).where(shares_t.c.id == bindparam("id")).values(last_access_at=bindparam("now")))
+_UPLOADED = prepared(
+    update(shares_t)
+    .where(shares_t.c.id == bindparam("id"))
+    .values(uploads=shares_t.c.uploads + 1, last_access_at=bindparam("now"))
+)
 _END_EXPIRED = prepared(
     update(shares_t)
     .where(shares_t.c.id == bindparam("id"), shares_t.c.revoked_at.is_(None))
@@ -162,6 +189,8 @@ class ShareInfo:
     revoked_at: float | None
     last_access_at: float | None
     owner_disabled: bool = False  # its maker's account is disabled: the share is suspended
+    notify_uploads: bool = False  # its maker is e-mailed a digest of uploads
+    uploads_notified: int = 0  # uploads already told in a digest
 
     def live(self, at: float) -> bool:
         return self.grant().live(at)
@@ -214,6 +243,8 @@ def _info(row: Any) -> ShareInfo:
         revoked_at=row.revoked_at,
         last_access_at=row.last_access_at,
         owner_disabled=bool(row.owner_disabled),
+        notify_uploads=bool(row.notify_uploads),
+        uploads_notified=int(row.uploads_notified),
     )
 
 
@@ -234,6 +265,16 @@ def _end_of_day(zone: zoneinfo.ZoneInfo, day: dt.date) -> float:
     except OverflowError:
         raise BadRequest(f"the expiry {day.isoformat()} is too far away: choose a day before 9999") from None
     return midnight.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One visit of a link's recipient, as the audit log has it: when, what, which file, how it went."""
+
+    at: float
+    action: str
+    node_id: int | None
+    outcome: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +322,10 @@ class Shares:
         *,
         base_url: str,
         clock: Callable[[], float] = time.time,
+        channels: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.db = db
+        self.channels = channels  # the notification channels plugins provide (e.g. "sms")
         self.base_url = base_url
         self._jobs = jobs
         self.tree = tree
@@ -314,6 +357,8 @@ class Shares:
         networks: Sequence[str] = (),
         second_channel: str = "email",
         locale: str = "fr",
+        notify_uploads: bool = False,
+        phone: str | None = None,
         surface: str = "cli",
         address: str = "local",
         recorded_as: str | None = None,
@@ -321,11 +366,14 @@ class Shares:
         """Share ``node``: with the user id ``colleague``, or by a link to ``email``.
 
         A link's recipient is e-mailed the link (in ``locale``), and the password in a second mail
-        when ``second_channel`` is "email" (the default); with "owner", the owner gives it another way
+        when ``second_channel`` is "email" (the default); with "sms", in a text message to ``phone``
+        through the channel "sms" a plugin provides; with "owner", the owner gives it another way
         (a generated one is returned, to be shown once).  The mails are jobs of the share's own
         transaction: retried until the mail server takes them, never sent for a share that failed.
 
-        A password the owner chooses meets ``[passwords]``, as account passwords do.  ``recorded_as``
+        With ``notify_uploads``, the owner of a drop box is e-mailed, in periodic digests, how many files
+        were put in it (:meth:`digest`).  A password the owner chooses meets ``[passwords]``, as account
+        passwords do.  ``recorded_as``
         names who acted in the audit log when it is not ``actor`` (the operator at the command line,
         acting for the owner).
 
@@ -345,6 +393,8 @@ class Shares:
                 raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(SHARE_MODES)}")
             if mode == "dropbox" and not node.is_dir:
                 raise BadRequest("a drop box is a folder: share a folder, or choose read or write")
+            if notify_uploads and mode == "read":
+                raise BadRequest("nothing is added through a read-only share: there is nothing to be told of")
             if note is not None and len(note) > NOTE_MAX:
                 raise BadRequest(f"the note has more than {NOTE_MAX} characters")
             if max_downloads is not None and max_downloads < 1:
@@ -360,6 +410,8 @@ class Shares:
                 "uploads": 0,
                 "networks": ",".join(_networks(networks)) or None,
                 "created_at": now,
+                "notify_uploads": notify_uploads,
+                "uploads_notified": 0,
             }
             generated: str | None = None
             if (colleague is None) == (email is None):
@@ -383,8 +435,7 @@ class Shares:
                 values |= {"kind": KIND_LINK, "recipient_email": check_email(email)}
                 if code_by_email and password is not None:
                     raise BadRequest("choose a password or codes by e-mail, not both")
-                if second_channel not in SECOND_CHANNELS:
-                    raise BadRequest(f"unknown second channel {second_channel!r}: use email or owner")
+                texted_to = None if code_by_email else self._check_channel(second_channel, phone)
                 if not code_by_email:
                     if password is None:
                         password = generated = generated_password()
@@ -406,20 +457,66 @@ class Shares:
                     tx.run(_SET_NOTE, id=share_id, note=self._notes.seal(share_id, note))
                 info = _info(tx.one(_BY_ID, id=share_id))
                 if token is not None:
-                    mail_password = None if code_by_email or second_channel == "owner" else password
-                    self._enqueue_mails(tx, actor, info, token, mail_password, locale)
+                    mail_password = password if not code_by_email and second_channel == "email" else None
+                    self._enqueue_mails(tx, actor, info, token, mail_password, locale, sms=texted_to is not None)
+                    if texted_to is not None and password is not None:
+                        self._text_password(tx, actor, info, texted_to, password, locale)
         except (BadRequest, NotFound) as refused:  # nothing stored; the refusal is audited, by kind only
             self._record(actor, "share.create", "failed", surface, address, node=node, who=who, why=refused)
             raise
         self._record(actor, "share.create", "ok", surface, address, node=node, share=info, who=who)
         return NewShare(info, token=token, password=generated if second_channel == "owner" else None)
 
+    def second_channels(self) -> tuple[str, ...]:
+        """The ways a link's password may take here: "sms" only when a plugin provides that channel."""
+        available = set(self.channels())
+        return tuple(c for c in SECOND_CHANNELS if c != SMS_CHANNEL or SMS_CHANNEL in available)
+
+    def _check_channel(self, second_channel: str, phone: str | None) -> str | None:
+        """The telephone number to text the password to (None: not by text), checked."""
+        if second_channel not in SECOND_CHANNELS:
+            raise BadRequest(f"unknown second channel {second_channel!r}: use {', '.join(SECOND_CHANNELS)}")
+        if second_channel != SMS_CHANNEL:
+            return None
+        if SMS_CHANNEL not in set(self.channels()):
+            raise BadRequest("no text message channel here: enable a plugin that provides the channel sms")
+        number = "".join(ch for ch in (phone or "") if ch not in " .-()")
+        if not _PHONE.fullmatch(number):
+            raise BadRequest("a text message needs a telephone number in international form, e.g. +33612345678")
+        return number
+
+    def _text_password(
+        self, tx: Tx, actor: Principal, share: ShareInfo, phone: str, password: str, locale: str, round_: str = ""
+    ) -> None:
+        """The link's password by text message: a notification job of the channel "sms" a plugin provides
+        (the number and the password sealed in the job, never stored with the share)."""
+        payload = {
+            "plugin": "core",
+            "channel": SMS_CHANNEL,
+            "to": phone,
+            "template": "share_password",
+            "locale": locale,
+            "context": {"owner_name": actor.username, "password": password, "locale": locale},
+        }
+        self._jobs.enqueue(tx, NOTIFY_JOB, f"share:{share.id}:password-sms{round_}", payload)
+
     def _enqueue_mails(
-        self, tx: Tx, actor: Principal, share: ShareInfo, token: str, password: str | None, locale: str
+        self,
+        tx: Tx,
+        actor: Principal,
+        share: ShareInfo,
+        token: str,
+        password: str | None,
+        locale: str,
+        round_: str = "",
+        *,
+        sms: bool = False,
     ) -> None:
         """The link's mail, and the password's when it goes by e-mail: no item name, no note."""
         assert share.recipient_email is not None and share.expires_at is not None
         proof = "code" if share.code_by_email else "password-mail" if password is not None else "password-owner"
+        if proof == "password-owner" and sms:
+            proof = "password-sms"
         link = {
             "link_url": f"{self.base_url}/s/{token}",
             # The last minute of the last day: "until Thursday 3 December at 23:59", not "Friday at 00:00".
@@ -439,7 +536,7 @@ class Shares:
                 "time_zone": zone,
                 "context": {"owner_name": actor.username, **context},
             }
-            self._jobs.enqueue(tx, MAIL_JOB, f"share:{share.id}:{part}", payload)
+            self._jobs.enqueue(tx, MAIL_JOB, f"share:{share.id}:{part}{round_}", payload)
 
     @staticmethod
     def _unused_link(tx: Tx) -> Secret:
@@ -457,10 +554,111 @@ class Shares:
         share = self._managed(actor, share_id, "share.revoke", surface, address, ending=True)
         with self.db.write() as tx:
             tx.run(_REVOKE, id=share_id, at=self.clock())
-            for part in MAIL_PARTS:  # a mail not sent yet would give a dead link, or its password
-                self._jobs.cancel(tx, MAIL_JOB, f"share:{share_id}:{part}")
+            # A mail not sent yet would give a dead link, its password or a code: every mail and text of the share.
+            for kind in (MAIL_JOB, NOTIFY_JOB):
+                self._jobs.cancel_prefixed(tx, kind, f"share:{share_id}:")
         self._record(actor, "share.revoke", "ok", surface, address, share=share)
         return self.get(share_id)
+
+    def resend(
+        self,
+        actor: Principal,
+        share_id: int,
+        *,
+        second_channel: str = "email",
+        locale: str = "fr",
+        phone: str | None = None,
+        surface: str = "cli",
+        address: str = "local",
+    ) -> NewShare:
+        """Send a link again, by its maker: a new token and, unless it is opened by codes, a new generated
+        password (MedDAV keeps neither in clear, so the old ones cannot be sent); the old ones stop
+        working now, and the mails of the old ones not sent yet are withdrawn.  The password goes by
+        ``second_channel``; with "owner" it is returned, to be shown once."""
+        share = self._managed(actor, share_id, "share.resend", surface, address, ending=False)
+        try:
+            if share.kind != KIND_LINK:
+                raise BadRequest("a colleague finds the item in their drive: there is no link to send")
+            if not share.live(self.clock()):
+                raise BadRequest("this share has ended: make a new one")
+            texted_to = None if share.code_by_email else self._check_channel(second_channel, phone)
+            if locale not in LOCALES:
+                raise BadRequest(f"unknown language {locale!r}: use one of {', '.join(LOCALES)}")
+        except BadRequest as refused:
+            self._record(actor, "share.resend", "failed", surface, address, share=share, why=refused)
+            raise
+        password = None if share.code_by_email else generated_password()
+        with self.db.write() as tx:
+            for kind in (MAIL_JOB, NOTIFY_JOB):
+                self._jobs.cancel_prefixed(tx, kind, f"share:{share_id}:")
+            secret = self._unused_link(tx)
+            values: dict[str, Any] = {
+                "token_lookup": secret.lookup,
+                "token_digest": self._digester.digest(LINK_PURPOSE, secret.value),
+            }
+            if password is not None:
+                values["password_hash"] = self._hasher.hash(password)
+            tx.run(update(shares_t).where(shares_t.c.id == share_id).values(**values))
+            info = _info(tx.one(_BY_ID, id=share_id))
+            mail_password = password if second_channel == "email" else None
+            round_ = f":{secrets.token_hex(4)}"
+            self._enqueue_mails(tx, actor, info, secret.value, mail_password, locale, round_, sms=texted_to is not None)
+            if texted_to is not None and password is not None:
+                self._text_password(tx, actor, info, texted_to, password, locale, round_)
+        self._record(actor, "share.resend", "ok", surface, address, share=info)
+        return NewShare(info, token=secret.value, password=password if second_channel == "owner" else None)
+
+    def accesses(self, share: ShareInfo, limit: int = ACCESSES_SHOWN) -> list[Access]:
+        """The latest visits of a link's recipient (what the audit log recorded as ``share:<id>``), newest
+        first: for the owner's overview."""
+        query = (
+            select(audit_t.c.at, audit_t.c.action, audit_t.c.node_id, audit_t.c.outcome)
+            .where(audit_t.c.principal == f"share:{share.id}")
+            .order_by(audit_t.c.id.desc())
+            .limit(limit)
+        )
+        with self.db.read() as tx:
+            return [Access(float(r.at), str(r.action), r.node_id, str(r.outcome)) for r in tx.all(query)]
+
+    def digest(self) -> int:
+        """E-mail each owner who asked for it how many files were put in their drop boxes since the last
+        digest (the periodic job ``shares.digest``): one mail per owner and run, never a file's name (a
+        name may be health data), never one mail per file.  Returns how many mails were queued."""
+        with self.db.read() as tx:
+            rows = tx.all(
+                select(*_COLUMNS, users_t.c.disabled.label("owner_disabled"), users_t.c.email, users_t.c.locale)
+                .select_from(shares_t.join(users_t, users_t.c.id == shares_t.c.owner_id))
+                .where(shares_t.c.notify_uploads.is_(True), shares_t.c.uploads > shares_t.c.uploads_notified)
+                .order_by(shares_t.c.owner_id, shares_t.c.id)
+            )
+        by_owner: dict[int, list[Any]] = {}
+        for row in rows:
+            if row.email and not row.owner_disabled:
+                by_owner.setdefault(int(row.owner_id), []).append(row)
+        queued = 0
+        for owner_id, owned in by_owner.items():
+            first = owned[0]
+            boxes = [{"share_id": int(r.id), "new_files": int(r.uploads) - int(r.uploads_notified)} for r in owned]
+            payload = {
+                "template": "dropbox_digest",
+                "to": first.email,
+                "locale": first.locale if first.locale in LOCALES else LOCALES[0],
+                "time_zone": self.zone(int(first.org_id)).key,
+                "context": {
+                    "arrivals": sum(box["new_files"] for box in boxes),
+                    "boxes": len(boxes),
+                    "overview_url": f"{self.base_url}/ui/shares",
+                },
+            }
+            with self.db.write() as tx:
+                # The counts as mailed: an upload during this run is told by the next one.
+                for row in owned:
+                    tx.run(update(shares_t).where(shares_t.c.id == row.id).values(uploads_notified=row.uploads))
+                counts = ",".join(f"{r.id}.{r.uploads}" for r in owned)  # one digest per state of the counts
+                key = f"digest:{owner_id}:{hashlib.sha256(counts.encode()).hexdigest()[:24]}"
+                self._jobs.enqueue(tx, MAIL_JOB, key, payload)
+            queued += 1
+        return queued
 
     def update(
         self,
@@ -599,6 +797,29 @@ class Shares:
         """Undo :meth:`take_download` when nothing was sent after all (not a file, an error)."""
         with self.db.write(durable=False) as tx:
             tx.run(_GIVE_BACK_DOWNLOAD, id=share.id)
+
+    def count_upload(self, share: ShareInfo) -> None:
+        """Count a file a link's recipient added (the owner's overview shows how many)."""
+        with self.db.write(durable=False) as tx:  # a counter, like downloads
+            tx.run(_UPLOADED, id=share.id, now=self.clock())
+
+    def send_code(self, share: ShareInfo, code: str, *, locale: str, minutes: int) -> None:
+        """E-mail ``code`` (which opens the link for ``minutes``) to the link's recipient: a durable mail job,
+        like the link's own mails, naming the owner and nothing of what is shared."""
+        if share.recipient_email is None:
+            raise BadRequest("only a link share has a recipient to send a code to")
+        if locale not in LOCALES:
+            locale = LOCALES[0]
+        owner = self.accounts.get_by_id(share.owner_id)
+        payload = {
+            "template": "share_code",
+            "to": share.recipient_email,
+            "locale": locale,
+            "time_zone": self.zone(share.org_id).key,
+            "context": {"owner_name": owner.username, "code": code, "minutes": minutes},
+        }
+        with self.db.write() as tx:
+            self._jobs.enqueue(tx, MAIL_JOB, f"share:{share.id}:code:{secrets.token_hex(8)}", payload)
 
     def seen(self, share: ShareInfo) -> None:
         """Record an access to a link (for its owner's overview), at most once a minute."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from server.errors import BadRequest, NotFound
 from server.policy import SHARE_MODES, Operator
+from server.sharing import SECOND_CHANNELS
 
 if TYPE_CHECKING:
     from server.instance import Instance
@@ -97,6 +98,8 @@ def cmd_share_create(args: argparse.Namespace, open_instance: OpenInstance) -> i
             max_downloads=args.max_downloads,
             networks=args.network or (),
             second_channel=args.password_by,
+            phone=args.phone,
+            notify_uploads=args.notify_uploads,
             locale=args.lang,
             recorded_as=_operator().username,
         )
@@ -177,10 +180,13 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--code-by-email", action="store_true", help="a code e-mailed at each access instead of a password")
     p.add_argument(
         "--password-by",
-        choices=("email", "owner"),
+        choices=SECOND_CHANNELS,
         default="email",
-        help="email (default): a second mail carries the password; owner: you give it (a generated one is printed)",
+        help="email (default): a second mail carries the password; sms: a text message to --phone (when a plugin "
+        "provides the channel sms); owner: you give it (a generated one is printed)",
     )
+    p.add_argument("--phone", metavar="+33...", help="the recipient's mobile number, for --password-by sms")
+    p.add_argument("--notify-uploads", action="store_true", help="e-mail the owner a digest of files added")
     p.add_argument("--lang", choices=("fr", "en"), default="fr", help="language of the recipient's mails (fr)")
     p.add_argument(
         "--note-file",

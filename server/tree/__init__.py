@@ -7,7 +7,7 @@ written) and :func:`validate_name` (the naming rules shared by every surface).
 
 from __future__ import annotations
 
-from server.tree._names import MAX_NAME_BYTES, validate_name
+from server.tree._names import MAX_NAME_BYTES, free_name, validate_name
 from server.tree._tree import GROUP_ACCESS, Entry, Tree, Upload, VersionRef
 
-__all__ = ["GROUP_ACCESS", "MAX_NAME_BYTES", "Entry", "Tree", "Upload", "VersionRef", "validate_name"]
+__all__ = ["GROUP_ACCESS", "MAX_NAME_BYTES", "Entry", "Tree", "Upload", "VersionRef", "free_name", "validate_name"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import PurePosixPath
 
 from server.errors import BadRequest
 
-__all__ = ["MAX_NAME_BYTES", "validate_name"]
+__all__ = ["MAX_NAME_BYTES", "free_name", "validate_name"]
 
 MAX_NAME_BYTES = 255
 # C0 and C1 control characters, DEL, and the path separators of every client OS.
@@ -31,3 +33,20 @@ def validate_name(name: str) -> str:
     if len(encoded) > MAX_NAME_BYTES:
         raise BadRequest(f"invalid name: longer than {MAX_NAME_BYTES} bytes")
     return name
+
+
+def free_name(name: str, taken: Callable[[str], bool]) -> str:
+    """``name``, or the first of ``name (2).ext``, ``name (3).ext``... that is not ``taken``: how a
+    file put where its name is taken is stored without replacing nor revealing anything."""
+    stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
+    if not stem:  # ".profile": all stem
+        stem, suffix = name, ""
+    candidate, number = name, 1
+    while taken(candidate):
+        number += 1
+        tail = f" ({number}){suffix}"
+        kept = stem
+        while len((kept + tail).encode("utf-8")) > MAX_NAME_BYTES:  # a long name is shortened, never refused
+            kept = kept[:-1]
+        candidate = kept + tail
+    return candidate

@@ -56,7 +56,7 @@ from server.db.models import (
 from server.errors import AlreadyExists, BadRequest, Conflict, NotFound, QuotaExceeded
 from server.events import Event, FileDeleted, FileWritten, NodeMoved
 from server.storage import BaseBlobStore, BlobUpload
-from server.tree._names import validate_name
+from server.tree._names import free_name, validate_name
 
 if TYPE_CHECKING:
     from server.config import Settings
@@ -590,24 +590,29 @@ class Tree:
         """An empty file (what locking an unmapped URL creates, RFC 4918 §7.3)."""
         return self._create(parent, name, KIND_FILE)
 
-    def upload(self, parent: Entry, name: str, *, expected_size: int | None = None) -> Upload:
+    def upload(self, parent: Entry, name: str, *, expected_size: int | None = None, new_only: bool = False) -> Upload:
         """Start writing the content of ``parent/name`` (a new file or a new version).
 
         Nothing is visible until :meth:`Upload.finish`; ``expected_size``, when
         the client announced it, is checked against the quota now and against
-        the bytes received at the end.
+        the bytes received at the end.  With ``new_only``, the content never
+        replaces a file: when ``name`` is taken as the upload finishes, it is
+        stored under a free name (``name (2).ext``), chosen in the transaction
+        that stores it (two uploads of one name never overwrite each other).
         """
         validate_name(name)
         with self.db.read() as c:
             folder = self._folder(c, parent.id)
             record_id, key = self.org_key(c, folder.org_id)
-            existing = self._child(c, folder, name)
+            existing = None if new_only else self._child(c, folder, name)
             if existing is not None and existing.is_dir:
                 raise Conflict(f"node {existing.id} is a folder")
             allowance = self._allowance(c, folder, replacing=existing.size if existing is not None else 0)
         if expected_size is not None and allowance is not None and expected_size > allowance:
             raise QuotaExceeded(f"quota of {self._space_name(folder)} exceeded")
-        return Upload(self, parent.id, name, record_id, key, allowance=allowance, expected_size=expected_size)
+        upload = Upload(self, parent.id, name, record_id, key, allowance=allowance, expected_size=expected_size)
+        upload.new_only = new_only
+        return upload
 
     def _finish_upload(self, upload: Upload, size: int) -> Entry:
         now = time.time()
@@ -615,6 +620,8 @@ class Tree:
         def work(c: Tx) -> tuple[Entry | None, str | None]:
             old_blob: str | None = None
             folder = self._folder(c, upload.parent_id)
+            if upload.new_only:
+                upload.name = free_name(upload.asked, lambda name: self._child(c, folder, name) is not None)
             existing = self._child(c, folder, upload.name)
             version_id = c.insert(
                 _INSERT_VERSION,
@@ -1127,7 +1134,9 @@ class Upload:
     ) -> None:
         self.tree = tree
         self.parent_id = parent_id
-        self.name = name
+        self.asked = name
+        self.name = name  # as stored, once finished (a new-only upload may get a free name)
+        self.new_only = False
         self.org_key_record = org_key_record
         self.blob_id = uuid.uuid4().hex
         key_id = bytes.fromhex(self.blob_id)

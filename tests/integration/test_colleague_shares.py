@@ -119,16 +119,32 @@ def test_a_name_clash_shows_both_items_never_hiding_one(office: Office) -> None:
     assert office["bob"].put(f"{FOLDER}/mine.txt", content=b"bob's").status_code == 201
     office.share(office.folder)
     second = office.share(office.folder, mode="write")  # the same item twice: two entries
-    names = listing(office["bob"])
-    assert names == {FOLDER: FOLDER, f"{FOLDER} (2)": f"{FOLDER} (2)", f"{FOLDER} (3)": f"{FOLDER} (3)"}
-    assert set(listing(office["bob"], FOLDER + "/")) == {"mine.txt"}  # bob's own keeps its name
-    assert set(listing(office["bob"], f"{FOLDER} (2)/")) == {"irm.pdf", "Examens"}
-    assert office["bob"].put(f"{FOLDER} (2)/x.txt", content=b"x").status_code == 403  # the read-only share
-    assert office["bob"].put(f"{FOLDER} (3)/x.txt", content=b"x").status_code == 201  # the read-write one
+    mine, read, write = FOLDER, f"{FOLDER} (alice)", f"{FOLDER} (alice) (2)"
+    assert listing(office["bob"]) == {mine: mine, read: read, write: write}
+    assert set(listing(office["bob"], mine + "/")) == {"mine.txt"}  # bob's own keeps its name
+    assert set(listing(office["bob"], read + "/")) == {"irm.pdf", "Examens"}
+    assert office["bob"].put(f"{read}/x.txt", content=b"x").status_code == 403  # the read-only share
+    assert office["bob"].put(f"{write}/x.txt", content=b"x").status_code == 201  # the read-write one
     assert office["alice"].get(f"{FOLDER}/x.txt").content == b"x"
     assert [e.name for e in office.server.instance.tree.children(bobs)] == ["mine.txt"]
+    # Named after its owner: what others share, or end, does not rename it.
     office.server.instance.shares.revoke(office.alice.principal(), second.id)
-    assert set(listing(office["bob"])) == {FOLDER, f"{FOLDER} (2)"}
+    assert set(listing(office["bob"])) == {mine, read}
+
+
+def test_a_long_name_that_clashes_is_shortened_not_refused(office: Office) -> None:
+    tree = office.server.instance.tree
+    long_name = "é" * 120 + ".pdf"  # 244 bytes
+    upload = tree.upload(tree.get(office.alice.root_id), long_name, expected_size=1)
+    upload.write(b"x")
+    shared = upload.finish()
+    tree.mkdir(tree.get(office.bob.root_id), long_name)
+    office.share(shared)
+    names = set(listing(office["bob"]))
+    assert long_name in names and len(names) == 2
+    shown = next(name for name in names if name != long_name)
+    assert shown.endswith(" (alice).pdf") and len(shown.encode()) <= 255
+    assert office["bob"].get(quote(shown)).content == b"x"
 
 
 def test_read_only_refuses_every_change_and_changes_nothing(office: Office) -> None:
@@ -223,6 +239,48 @@ def test_the_owner_and_the_colleague_lock_the_same_document(office: Office) -> N
         == 204
     )
     assert alice.get(f"{FOLDER}/irm.pdf").content == b"bob"
+
+
+def test_locks_on_a_nested_shared_folder_name_only_what_the_colleague_sees(office: Office) -> None:
+    """A shared folder deep in the owner's tree: the owner's locks above or on it show, in the colleague's
+    drive, under the shared item's name; never the owner's folders above it (nor a 500)."""
+    tree = office.server.instance.tree
+    reports = tree.mkdir(tree.mkdir(tree.get(office.alice.root_id), "Patients HIV"), "Comptes rendus")
+    upload = tree.upload(reports, "irm.pdf", expected_size=3)
+    upload.write(b"irm")
+    upload.finish()
+    office.share(reports, mode="write")
+    alice, bob = office["alice"], office["bob"]
+    shown = "Comptes rendus"
+    locked = alice.request("LOCK", "Patients%20HIV/Comptes%20rendus/irm.pdf", headers={"Timeout": "Second-600"},
+                           content=LOCKINFO)  # fmt: skip
+    assert locked.status_code == 200
+    seen = bob.request("PROPFIND", f"{shown}/irm.pdf", headers={"Depth": "0"})
+    assert seen.status_code == 207 and "lockdiscovery" in seen.text
+    assert "Patients" not in seen.text and f"/dav/{quote(shown)}/irm.pdf" in seen.text
+    assert bob.request("PROPFIND", f"{shown}/", headers={"Depth": "1"}).status_code == 207
+    refused = bob.put(f"{shown}/irm.pdf", content=b"bob")
+    assert refused.status_code == 423 and "Patients" not in refused.text
+    token = locked.headers["Lock-Token"]
+    assert (
+        alice.request("UNLOCK", "Patients%20HIV/Comptes%20rendus/irm.pdf", headers={"Lock-Token": token}).status_code
+        == 204
+    )
+    # A lock on a folder above the shared item covers it, and is named by it.
+    above = alice.request("LOCK", "Patients%20HIV/", headers={"Timeout": "Second-600", "Depth": "infinity"},
+                          content=LOCKINFO)  # fmt: skip
+    assert above.status_code == 200
+    blocked = bob.put(f"{shown}/irm.pdf", content=b"bob")
+    assert blocked.status_code == 423 and "Patients" not in blocked.text
+    alice.request("UNLOCK", "Patients%20HIV/", headers={"Lock-Token": above.headers["Lock-Token"]})
+    # bob's own lock: he gets its token, and alice is held off until he unlocks.
+    mine = bob.request("LOCK", f"{shown}/irm.pdf", headers={"Timeout": "Second-600"}, content=LOCKINFO)
+    assert mine.status_code == 200 and "Patients" not in mine.text
+    assert alice.put("Patients%20HIV/Comptes%20rendus/irm.pdf", content=b"alice").status_code == 423
+    assert (
+        bob.request("UNLOCK", f"{shown}/irm.pdf", headers={"Lock-Token": mine.headers["Lock-Token"]}).status_code == 204
+    )
+    assert alice.put("Patients%20HIV/Comptes%20rendus/irm.pdf", content=b"alice").status_code == 204
 
 
 def test_revocation_and_expiry_apply_to_the_next_request(office: Office) -> None:

@@ -85,6 +85,8 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         "proof": "password-mail",
     },
     "share_password": {"owner_name": "Dr Claire Martin", "password": "tulipe-ocre-4217"},
+    "share_code": {"owner_name": "Dr Claire Martin", "code": "418207", "minutes": 10},
+    "dropbox_digest": {"arrivals": 3, "boxes": 1, "overview_url": "https://dav.example.org/ui/shares"},
 }
 
 SUBJECTS = {
@@ -102,6 +104,10 @@ SUBJECTS = {
     ("share_link", "en"): "Dr Claire Martin shares a document with you on MedDAV",
     ("share_password", "fr"): "Le mot de passe du partage de Dr Claire Martin",
     ("share_password", "en"): "The password of Dr Claire Martin's share",
+    ("share_code", "fr"): "Votre code pour ouvrir le partage de Dr Claire Martin",
+    ("share_code", "en"): "Your code to open Dr Claire Martin's share",
+    ("dropbox_digest", "fr"): "3 nouveaux fichiers dans votre dépôt",
+    ("dropbox_digest", "en"): "3 new files in your drop box",
 }
 
 WHEN_IN_WORDS = {

@@ -416,3 +416,36 @@ def test_revoking_a_link_withdraws_its_mails_not_yet_sent(world: World) -> None:
     ]
     shares.revoke(world.alice.principal(), made.info.id)
     assert world.instance.jobs.list(kind="mail.send") == []
+
+
+def test_uploads_that_only_add_never_overwrite_each_other(world: World) -> None:
+    """Two senders of one name into a drop box: the second to finish gets a free name, chosen as it is
+    stored (a name chosen when the upload began would be taken by then)."""
+    tree = world.instance.tree
+    slow = tree.upload(world.folder, "scan.pdf", expected_size=4, new_only=True)
+    fast = tree.upload(world.folder, "scan.pdf", expected_size=4, new_only=True)
+    fast.write(b"fast")
+    first = fast.finish()
+    slow.write(b"slow")
+    second = slow.finish()
+    assert (first.name, second.name) == ("scan.pdf", "scan (2).pdf")
+    for entry, data in ((first, b"fast"), (second, b"slow")):
+        with tree.open(tree.get(entry.id)) as reader:
+            assert reader.read() == data
+    # An ordinary upload replaces (a drive saving a document); an adding one never does.
+    again = tree.upload(world.folder, "compte-rendu.pdf", expected_size=2, new_only=True)
+    again.write(b"v2")
+    assert again.finish().name == "compte-rendu (2).pdf"
+    with tree.open(tree.get(world.file.id)) as reader:
+        assert reader.read() == b"%PDF-"
+
+
+def test_a_free_name_fits_the_limit_of_names() -> None:
+    from server.tree import MAX_NAME_BYTES, free_name, validate_name
+
+    long_name = "é" * 125 + ".pdf"  # 254 bytes
+    taken = {long_name}
+    free = free_name(long_name, lambda name: name in taken)
+    assert free.endswith(" (2).pdf") and len(free.encode()) <= MAX_NAME_BYTES and validate_name(free)
+    assert free_name("notes", lambda name: name == "notes") == "notes (2)"
+    assert free_name(".profile", lambda name: name == ".profile") == ".profile (2)"

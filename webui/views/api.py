@@ -38,7 +38,7 @@ R = TypeVar("R")
 
 _CREATE_FIELDS = frozenset(
     {"path", "node_id", "email", "colleague", "mode", "expires", "password", "code_by_email", "password_by",
-     "note", "max_downloads", "networks", "lang"}
+     "phone", "notify_uploads", "note", "max_downloads", "networks", "lang"}
 )  # fmt: skip
 _UPDATE_FIELDS = frozenset({"mode", "expires", "note"})
 
@@ -207,6 +207,8 @@ def create_share() -> Any:
         max_downloads=_typed(data, "max_downloads", int),
         networks=networks,
         second_channel=_typed(data, "password_by", str) or "email",
+        phone=_typed(data, "phone", str),
+        notify_uploads=bool(_typed(data, "notify_uploads", bool)),
         locale=_typed(data, "lang", str) or "fr",
         surface="web",
         address=address(),
@@ -357,7 +359,13 @@ OPENAPI: dict[str, Any] = {
                     "expires": {"type": "string", "format": "date", "description": "the last day"},
                     "password": {"type": "string"},
                     "code_by_email": {"type": "boolean"},
-                    "password_by": {"enum": list(SECOND_CHANNELS), "default": "email"},
+                    "password_by": {
+                        "enum": list(SECOND_CHANNELS),
+                        "default": "email",
+                        "description": "sms: when a plugin provides the channel",
+                    },
+                    "phone": {"type": "string", "description": "for password_by sms: +33..."},
+                    "notify_uploads": {"type": "boolean", "description": "e-mail me a digest of files added"},
                     "note": {"type": "string", "maxLength": 2000},
                     "max_downloads": {"type": "integer", "minimum": 1},
                     "networks": {"type": "array", "items": {"type": "string"}},

@@ -1,0 +1,335 @@
+"""``/ui/files``: a signed-in user's drive in the browser, and the share dialog of every item.
+
+The drive is the one WebDAV shows (:mod:`server.drive`): private items, the
+organisation's group folders and, at the root, what colleagues shared.  Navigate,
+download (always ``Content-Disposition: attachment`` under a sandbox CSP: a file
+a guest put in a drop box is never rendered with the owner's session), upload
+(raw request bodies sent by ``static/share.js``, encrypted as they arrive; a
+taken name gets ``name (2).ext``, nothing is replaced from the browser), new
+folder, rename, delete; every action is the policy's to allow.  The share dialog
+makes a colleague or link share (:meth:`server.sharing.Shares.create`) and shows
+the link, and a generated password when the owner gives it themselves, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _  # type: ignore[import-untyped]
+from werkzeug.wrappers import Response as BaseResponse
+
+from server.accounts import LOCALES
+from server.drive import Drive, Located
+from server.errors import AlreadyExists, BadRequest, Busy, Conflict, MedDAVError, NotFound, PolicyDenied, QuotaExceeded
+from server.policy import SHARE_MODES, Action
+from server.sharing import KIND_COLLEAGUE
+from server.tree import free_name, validate_name
+from webui import i18n, sessions
+from webui.context import address, instance
+from webui.sessions import login_required
+from webui.uploads import BLOCK, receive
+from webui.views.recipient import attachment_headers
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("files", __name__, url_prefix="/ui/files")
+
+
+def _drive() -> Drive:
+    session = sessions.current()
+    assert session is not None
+    inst = instance()
+    return Drive(inst.tree, inst.shares, session.user.principal(), inst.shares.clock())
+
+
+def _names(path: str) -> list[str]:
+    names = [name for name in path.split("/") if name]
+    for name in names:
+        try:
+            validate_name(name)
+        except MedDAVError:
+            raise NotFound("no such item") from None
+    return names
+
+
+def _join(names: list[str]) -> str:
+    return "/".join(names)
+
+
+def _back(names: list[str], *, done: str | None = None, error: str | None = None) -> BaseResponse:
+    return redirect(url_for("files.browse", path=_join(names), done=done, error=error), 303)
+
+
+@blueprint.errorhandler(NotFound)
+def _missing(error: NotFound) -> tuple[str, int]:
+    return render_template(
+        "message.html", title=_("Page not found"), message=_("There is nothing at this address.")
+    ), 404
+
+
+@blueprint.errorhandler(PolicyDenied)
+def _denied(error: PolicyDenied) -> tuple[str, int]:
+    return render_template("message.html", title=_("Access denied"), message=_("You may not do this here.")), 403
+
+
+@blueprint.get("/", defaults={"path": ""})
+@blueprint.get("/<path:path>")
+@login_required()
+def browse(path: str) -> str | BaseResponse:
+    names = _names(path)
+    drive = _drive()
+    here = drive.resolve(names)
+    if not here.entry.is_dir:
+        return _download(drive, here, names)
+    members = sorted(drive.members(here), key=lambda m: (not m.entry.is_dir, m.name.casefold(), m.name))
+    notices = {
+        "shared": _("The share is made."),
+        "renamed": _("Renamed."),
+        "deleted": _("Deleted."),
+        "created": _("Folder created."),
+    }
+    errors = {
+        "taken": _("This name is taken here."),
+        "name": _("This name cannot be used."),
+        "refused": _("You may not do this here."),
+    }
+    return render_template(
+        "files/browse.html",
+        names=names,
+        here=here,
+        members=members,
+        path_of=lambda name: _join([*names, name]),
+        can_create=drive.allows(here.entry, Action.CREATE, here.via),
+        may=lambda member, action: drive.allows(member.entry, Action[action], member.via),
+        notice=notices.get(request.args.get("done", "")),
+        error=errors.get(request.args.get("error", "")),
+    )
+
+
+def _download(drive: Drive, here: Located, names: list[str]) -> BaseResponse:
+    drive.require(here, Action.READ)
+    tree = instance().tree
+
+    def blocks() -> Any:
+        with tree.open(here.entry) as reader:
+            while block := reader.read(BLOCK):
+                yield block
+
+    kind = mimetypes.guess_type(here.entry.name, strict=False)[0] or "application/octet-stream"
+    headers = attachment_headers(drive.shown_name(here, names), here.entry.size)
+    return Response(blocks(), 200, headers=headers, mimetype=kind, direct_passthrough=True)
+
+
+@blueprint.post("/mkdir")
+@login_required()
+def mkdir() -> BaseResponse:
+    names = _names(request.form.get("path", ""))
+    drive = _drive()
+    here = drive.resolve(names)
+    name = request.form.get("name", "").strip()
+    try:
+        validate_name(name)
+        drive.require(here, Action.CREATE)
+        if drive.is_root(here.entry) and drive.top(name) is not None:
+            raise AlreadyExists("taken at the root")
+        instance().tree.mkdir(here.entry, name)
+    except AlreadyExists:
+        return _back(names, error="taken")
+    except PolicyDenied:
+        return _back(names, error="refused")
+    except BadRequest:
+        return _back(names, error="name")
+    return _back(names, done="created")
+
+
+@blueprint.post("/rename")
+@login_required()
+def rename() -> BaseResponse:
+    names = _names(request.form.get("path", ""))
+    if not names:
+        raise NotFound("the root has no name")
+    drive = _drive()
+    item = drive.resolve(names)
+    parent = drive.resolve(names[:-1])
+    new_name = request.form.get("name", "").strip()
+    try:
+        validate_name(new_name)
+        drive.require(item, Action.DELETE)  # renaming is moving: what may not be removed may not be renamed
+        drive.require(parent, Action.CREATE)
+        if drive.is_root(parent.entry) and drive.top(new_name) is not None:
+            raise AlreadyExists("taken at the root")
+        instance().tree.move(item.entry, parent.entry, new_name, overwrite=False)
+    except (AlreadyExists, Conflict):
+        return _back(names[:-1], error="taken")
+    except PolicyDenied:
+        return _back(names[:-1], error="refused")
+    except BadRequest:
+        return _back(names[:-1], error="name")
+    return _back(names[:-1], done="renamed")
+
+
+@blueprint.post("/delete")
+@login_required()
+def delete() -> BaseResponse:
+    names = _names(request.form.get("path", ""))
+    if not names:
+        raise NotFound("the root is not deleted")
+    drive = _drive()
+    item = drive.resolve(names)
+    try:
+        drive.require(item, Action.DELETE)
+        instance().tree.delete(item.entry)
+    except PolicyDenied:
+        return _back(names[:-1], error="refused")
+    return _back(names[:-1], done="deleted")
+
+
+def _refused(status: int, message: str) -> BaseResponse:
+    response = jsonify(error={"status": status, "message": message})
+    response.status_code = status
+    return response
+
+
+@blueprint.put("/put/", defaults={"path": ""})
+@blueprint.put("/put/<path:path>")
+@login_required()
+def upload(path: str) -> BaseResponse:
+    """One file as the raw body of the request (``?name=``), into a folder; never replaces a file."""
+    length = request.headers.get("Content-Length", "")
+    if not length.isdigit():
+        return _refused(411, _("The size of the file is missing."))
+    name = request.args.get("name", "")
+    try:
+        validate_name(name)
+    except MedDAVError:
+        return _refused(400, _("This file name cannot be used."))
+    drive = _drive()
+    names = _names(path)
+    folder = drive.resolve(names)
+    tree = instance().tree
+    try:
+        drive.require(folder, Action.CREATE)
+
+        def taken(candidate: str) -> bool:
+            if drive.is_root(folder.entry):
+                return drive.top(candidate) is not None
+            return bool(tree.resolve_below(folder.entry.id, folder.entry.org_id, [candidate]))
+
+        upload = tree.upload(folder.entry, free_name(name, taken), expected_size=int(length), new_only=True)
+        stored = receive(upload, int(length))
+    except PolicyDenied:
+        return _refused(403, _("You may not add files here."))
+    except QuotaExceeded:
+        return _refused(507, _("There is no room left for this file."))
+    except Busy:
+        return _refused(503, _("The server is busy. Please try again in a few seconds."))
+    except MedDAVError:
+        return _refused(400, _("The file did not arrive whole."))
+    if stored is None:
+        return _refused(400, _("The file did not arrive whole."))
+    response = jsonify(name=stored.name)
+    response.status_code = 201
+    return response
+
+
+# -- the share dialog -------------------------------------------------------------------------------------
+
+
+def _colleagues() -> list[Any]:
+    session = sessions.current()
+    assert session is not None
+    inst = instance()
+    return [u for u in inst.accounts.list(session.user.org_id) if u.id != session.user.id and not u.disabled]
+
+
+@blueprint.get("/share/", defaults={"path": ""})
+@blueprint.get("/share/<path:path>")
+@login_required()
+def share_dialog(path: str) -> str:
+    names = _names(path)
+    if not names:
+        raise NotFound("the root is not shared")
+    drive = _drive()
+    item = drive.resolve(names)
+    drive.require(item, Action.SHARE)
+    return _dialog(names, item, drive, form={})
+
+
+def _dialog(names: list[str], item: Located, drive: Drive, *, form: dict[str, str], error: str | None = None) -> str:
+    inst = instance()
+    today = dt.datetime.fromtimestamp(inst.shares.clock(), inst.shares.zone(item.entry.org_id)).date()
+    return render_template(
+        "files/share.html",
+        names=names,
+        item=item,
+        shown=drive.shown_name(item, names),
+        colleagues=_colleagues(),
+        modes=SHARE_MODES,
+        channels=inst.shares.second_channels(),
+        locales=LOCALES,
+        default_day=(today + dt.timedelta(days=inst.settings.sharing.default_expiry_days)).isoformat(),
+        max_day=(today + dt.timedelta(days=inst.settings.sharing.max_expiry_days)).isoformat(),
+        form=form,
+        error=error,
+    )
+
+
+@blueprint.post("/share/", defaults={"path": ""})
+@blueprint.post("/share/<path:path>")
+@login_required()
+def share(path: str) -> str | BaseResponse:
+    names = _names(path)
+    if not names:
+        raise NotFound("the root is not shared")
+    session = sessions.current()
+    assert session is not None
+    drive = _drive()
+    item = drive.resolve(names)
+    form = {key: request.form.get(key, "") for key in (
+        "kind", "colleague", "email", "mode", "expires", "password", "proof", "password_by", "phone", "note",
+        "max_downloads", "lang", "notify")}  # fmt: skip
+    inst = instance()
+    try:
+        expires = dt.date.fromisoformat(form["expires"]) if form["expires"] else None
+        max_downloads = int(form["max_downloads"]) if form["max_downloads"] else None
+        options: dict[str, Any] = {
+            "mode": form["mode"] or "read",
+            "expires_on": expires,
+            "note": form["note"] or None,
+            "surface": "web",
+            "address": address(),
+        }
+        if form["kind"] == KIND_COLLEAGUE:
+            wanted = form["colleague"].strip()
+            colleague = next((u for u in _colleagues() if wanted in (u.username, u.email)), None)
+            if colleague is None:
+                raise BadRequest("no such colleague")
+            made = inst.shares.create(session.user.principal(), item.entry, colleague=colleague.id, **options)
+        else:
+            made = inst.shares.create(
+                session.user.principal(),
+                item.entry,
+                email=form["email"],
+                password=form["password"] or None if form["proof"] != "code" else None,
+                code_by_email=form["proof"] == "code",
+                second_channel=form["password_by"] or "email",
+                phone=form["phone"] or None,
+                notify_uploads=form["notify"] == "on",
+                max_downloads=max_downloads,
+                locale=form["lang"] or i18n.current(),
+                **options,
+            )
+    except (BadRequest, NotFound, ValueError) as refused:
+        message = (
+            str(refused) if isinstance(refused, BadRequest) else _("Check the recipient, the day and the numbers.")
+        )
+        return _dialog(names, item, drive, form=form, error=message)
+    link = f"{inst.settings.public_base_url()}/s/{made.token}" if made.token is not None else None
+    page = render_template("files/shared.html", names=names, shown=drive.shown_name(item, names), share=made.info,
+                           link=link, password=made.password)  # fmt: skip
+    response = Response(page)
+    response.headers["Cache-Control"] = "no-store"  # a link and a password, shown once
+    return response
