@@ -6,7 +6,8 @@ go through :class:`Drive`, so that a name means the same item everywhere: at the
 root, a private item first, then a group folder of that name, then an item a
 colleague shared; a shared item whose name is taken there shows with its owner's
 name, ``name (owner).ext`` (then ``name (owner) (2).ext``...): never hidden, never
-hiding, and not renamed when other shares come and go.  What lies below a shared item is
+hiding, and untouched by other owners' shares coming and going (it changes when the clash itself goes:
+``x (carol).pdf`` becomes ``x.pdf`` once the user's own ``x.pdf`` is gone).  What lies below a shared item is
 judged by :mod:`server.policy` as reached through that share
 (:class:`~server.policy.Shared`), at one instant, so a revocation or an expiry
 applies to the very next request.
@@ -23,7 +24,8 @@ from server import policy
 from server.crypto import lookup_form
 from server.errors import NotFound, PolicyDenied
 from server.policy import Action, Principal, Shared, ShareGrant
-from server.tree import MAX_NAME_BYTES, Entry, Tree, free_name
+from server.tree import Entry, Tree, free_name
+from server.tree._names import fitted
 
 if TYPE_CHECKING:
     from server.sharing import Shares
@@ -32,13 +34,10 @@ __all__ = ["Drive", "Located", "Member", "Received"]
 
 
 def with_suffix(name: str, suffix: str) -> str:
-    """``name (suffix).ext``, the stem shortened if need be to fit a name's bytes."""
+    """``name (suffix).ext``, shortened if need be to fit a name's bytes."""
     path = PurePosixPath(name)
     stem, extension = (path.stem, path.suffix) if path.stem else (name, "")
-    tail = f" ({suffix}){extension}"
-    while stem and len((stem + tail).encode("utf-8")) > MAX_NAME_BYTES:
-        stem = stem[:-1]
-    return stem + tail
+    return fitted(stem, f" ({suffix}){extension}")
 
 
 @dataclass(frozen=True, slots=True)

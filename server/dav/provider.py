@@ -44,7 +44,7 @@ from server import policy
 from server.crypto import lookup_form
 from server.dav.errors import to_dav_error, translated
 from server.drive import Drive, Member, Received
-from server.errors import MedDAVError
+from server.errors import MedDAVError, NotFound
 from server.policy import Action, Principal, Shared, ShareGrant
 from server.tree import Entry, Tree, Upload
 
@@ -250,14 +250,16 @@ class MedDAVProvider(DAVProvider):
         environ: dict[str, Any] | None = getattr(self._requests, "environ", None)
         candidates: list[str] = []
         if space.startswith("g"):
-            root_id = int(space.rsplit(".", 1)[1])
-            candidates.append(
-                "/" + self.tree.get(root_id).name + inner.rstrip("/") + ("/" if inner.endswith("/") else "")
-            )
+            try:
+                group: Entry | None = self.tree.get(int(space.rsplit(".", 1)[1]))
+            except (NotFound, ValueError):  # a group folder deleted since, or a lock of none ("g<org>.0")
+                group = None
+            if group is not None:
+                candidates.append("/" + group.name + inner.rstrip("/") + ("/" if inner.endswith("/") else ""))
         else:
             candidates.append(inner)
         if environ is None:
-            return candidates[0]
+            return candidates[0] if candidates else "/"
         principal = environ.get("meddav.principal")
         if isinstance(principal, Principal) and space not in (str(principal.root_id),):
             candidates[:0] = self._shown_paths(environ, space, inner)

@@ -105,6 +105,17 @@ def _attachment(start_response: Any) -> Any:
     return start
 
 
+def _counting_uploads(start_response: Any, count: Callable[[], None]) -> Any:
+    """A new file (201) put through a link counts as one upload (the owner's overview, the digests)."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if status.startswith("201") and exc_info is None:
+            count()
+        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+    return start
+
+
 def _from_first_byte(range_header: str) -> bool:
     """Whether a GET asks for the start of the file (no Range, or a first range from byte 0)."""
     if not range_header:
@@ -219,6 +230,8 @@ class ShareAuth(BaseMiddleware):
         instance.shares.seen(share)
         if method in ("GET", "HEAD"):
             start_response = _attachment(start_response)
+        if method == "PUT":
+            start_response = _counting_uploads(start_response, lambda: instance.shares.count_upload(share))
         if method == "GET" and _from_first_byte(environ.get("HTTP_RANGE", "")):
             # One download: a file fetched whole, or from its first byte (a drive's later ranges are free).
             if not instance.shares.take_download(share):

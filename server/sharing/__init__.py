@@ -267,6 +267,10 @@ def _end_of_day(zone: zoneinfo.ZoneInfo, day: dt.date) -> float:
     return midnight.timestamp()
 
 
+class _Overlapped(Exception):
+    """Another digest run told these counts already (the transaction is rolled back)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Access:
     """One visit of a link's recipient, as the audit log has it: when, what, which file, how it went."""
@@ -576,6 +580,11 @@ class Shares:
         working now, and the mails of the old ones not sent yet are withdrawn.  The password goes by
         ``second_channel``; with "owner" it is returned, to be shown once."""
         share = self._managed(actor, share_id, "share.resend", surface, address, ending=False)
+        try:  # a maker who may no longer share the item (a demoted admin...) may only end it
+            policy.require(actor, self.tree.get(share.node_id), Action.SHARE)
+        except PolicyDenied:
+            self._record(actor, "share.resend", "denied", surface, address, share=share)
+            raise
         try:
             if share.kind != KIND_LINK:
                 raise BadRequest("a colleague finds the item in their drive: there is no link to send")
@@ -613,7 +622,7 @@ class Shares:
         first: for the owner's overview."""
         query = (
             select(audit_t.c.at, audit_t.c.action, audit_t.c.node_id, audit_t.c.outcome)
-            .where(audit_t.c.principal == f"share:{share.id}")
+            .where(audit_t.c.principal == f"share:{share.id}", audit_t.c.org_id == share.org_id)
             .order_by(audit_t.c.id.desc())
             .limit(limit)
         )
@@ -650,13 +659,23 @@ class Shares:
                     "overview_url": f"{self.base_url}/ui/shares",
                 },
             }
-            with self.db.write() as tx:
-                # The counts as mailed: an upload during this run is told by the next one.
-                for row in owned:
-                    tx.run(update(shares_t).where(shares_t.c.id == row.id).values(uploads_notified=row.uploads))
-                counts = ",".join(f"{r.id}.{r.uploads}" for r in owned)  # one digest per state of the counts
-                key = f"digest:{owner_id}:{hashlib.sha256(counts.encode()).hexdigest()[:24]}"
-                self._jobs.enqueue(tx, MAIL_JOB, key, payload)
+            try:
+                with self.db.write() as tx:
+                    # The counts as mailed, each moved from the value this run read: a run that overlaps
+                    # another finds one moved and mails nothing (an upload meanwhile: the next run tells it).
+                    for row in owned:
+                        moved = tx.run(
+                            update(shares_t)
+                            .where(shares_t.c.id == row.id, shares_t.c.uploads_notified == row.uploads_notified)
+                            .values(uploads_notified=row.uploads)
+                        )
+                        if not moved:
+                            raise _Overlapped
+                    counts = ",".join(f"{r.id}.{r.uploads}" for r in owned)  # one digest per state of the counts
+                    key = f"digest:{owner_id}:{hashlib.sha256(counts.encode()).hexdigest()[:24]}"
+                    self._jobs.enqueue(tx, MAIL_JOB, key, payload)
+            except _Overlapped:
+                continue
             queued += 1
         return queued
 

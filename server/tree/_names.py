@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
@@ -35,18 +36,31 @@ def validate_name(name: str) -> str:
     return name
 
 
+#: Numbered names tried before a random one (each try is a lookup, in the transaction that stores).
+FREE_NAME_TRIES = 100
+
+
+def fitted(stem: str, tail: str) -> str:
+    """``stem + tail`` within :data:`MAX_NAME_BYTES`: the stem shortened first, then the tail (never empty)."""
+    while stem and len((stem + tail).encode("utf-8")) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    while len((stem + tail).encode("utf-8")) > MAX_NAME_BYTES:
+        tail = tail[:-1]
+    return stem + tail
+
+
 def free_name(name: str, taken: Callable[[str], bool]) -> str:
     """``name``, or the first of ``name (2).ext``, ``name (3).ext``... that is not ``taken``: how a
-    file put where its name is taken is stored without replacing nor revealing anything."""
+    file put where its name is taken is stored without replacing nor revealing anything.  A long name
+    is shortened to fit, never refused; after :data:`FREE_NAME_TRIES` numbers, a random tail."""
     stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
     if not stem:  # ".profile": all stem
         stem, suffix = name, ""
-    candidate, number = name, 1
+    candidate = name
+    for number in range(2, FREE_NAME_TRIES + 2):
+        if not taken(candidate):
+            return candidate
+        candidate = fitted(stem, f" ({number}){suffix}")
     while taken(candidate):
-        number += 1
-        tail = f" ({number}){suffix}"
-        kept = stem
-        while len((kept + tail).encode("utf-8")) > MAX_NAME_BYTES:  # a long name is shortened, never refused
-            kept = kept[:-1]
-        candidate = kept + tail
+        candidate = fitted(stem, f" ({secrets.token_hex(6)}){suffix}")
     return candidate

@@ -198,6 +198,7 @@ def test_a_drop_box_takes_new_files_and_reveals_nothing(share: Callable[..., Sha
         assert dav.put("ordonnance.pdf", content=b"new").status_code == 201
         assert dav.put("irm.pdf", content=b"never over the owner's file").status_code == 201
         assert dav.put("irm.pdf", content=b"again").status_code == 201
+        assert s.server.instance.shares.get(s.share_id).uploads == 3  # the owner's overview counts them
         assert dav.put("Examens/x.pdf", content=b"inside a sub-folder").status_code in (403, 404, 409)
         # What the recipient just sent shows, under the name sent; the owner's files never do.
         listed = propfind(dav).text

@@ -10,6 +10,7 @@ zone, revocation and expiry effective at once, every action audited.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -403,7 +404,10 @@ def test_a_demoted_admin_may_end_the_shares_of_a_group_folder_not_widen_them(wor
     demoted = instance.accounts.get("bob").principal()
     with pytest.raises(PolicyDenied):
         shares.update(demoted, made.info.id, mode="write")
+    with pytest.raises(PolicyDenied):  # nor a new link and password, which it would see with "owner"
+        shares.resend(demoted, made.info.id, second_channel="owner")
     assert shares.get(made.info.id).mode == "read"
+    assert shares.find_link(made.token or "") is not None  # the link is unchanged
     shares.revoke(demoted, made.info.id)  # ending it only ever narrows access
 
 
@@ -449,3 +453,17 @@ def test_a_free_name_fits_the_limit_of_names() -> None:
     assert free.endswith(" (2).pdf") and len(free.encode()) <= MAX_NAME_BYTES and validate_name(free)
     assert free_name("notes", lambda name: name == "notes") == "notes (2)"
     assert free_name(".profile", lambda name: name == ".profile") == ".profile (2)"
+
+
+def test_a_free_name_for_a_name_all_extension_ends() -> None:
+    """A 255-byte name whose extension alone fills it: the tail is cut too (it once looped for ever)."""
+    from server.tree import MAX_NAME_BYTES, free_name, validate_name
+
+    name = "a." + "x" * 253
+    taken = {name}
+    free = free_name(name, lambda candidate: candidate in taken)
+    assert free != name and len(free.encode()) <= MAX_NAME_BYTES and validate_name(free)
+    # Every numbered name taken: a random one, still valid.
+    numbered = re.compile(r"scan( \(\d+\))?\.pdf")
+    crowded = free_name("scan.pdf", lambda candidate: numbered.fullmatch(candidate) is not None)
+    assert re.fullmatch(r"scan \([0-9a-f]{12}\)\.pdf", crowded)

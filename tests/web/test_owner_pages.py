@@ -11,7 +11,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import select
 
+from server.db.models import audit_t
 from server.jobs import WorkerPool
 from server.jobs.commands import instance_handlers
 from server.testing import TEST_PASSWORD, LiveServer, TestInstance
@@ -78,6 +80,12 @@ def test_the_drive_in_the_browser(server: LiveServer, web_client: Callable[..., 
     assert deleted.status_code == 303
     listing = web.get(f"/ui/files/{quote(FOLDER)}").text
     assert "Courriers/" in listing and "irm-v2.pdf" not in listing and "irm.pdf" in listing
+    server.instance.audit.flush()
+    with server.instance.db.read() as tx:
+        actions = [r.action for r in tx.all(select(audit_t.c.action).where(audit_t.c.principal == "alice",
+                                                                             audit_t.c.surface == "web"))]  # fmt: skip
+    for action in ("file.read", "file.write", "folder.create", "node.move", "node.delete"):
+        assert action in actions, (action, actions)
     # Nothing without the CSRF token; nothing of another user's.
     assert web.post("/ui/files/delete", data={"path": f"{FOLDER}/irm.pdf"}).status_code == 400
     bob = signed_in(server, web_client, "bob")
@@ -88,9 +96,9 @@ def test_the_drive_in_the_browser(server: LiveServer, web_client: Callable[..., 
 
 def test_sharing_with_a_colleague_from_the_dialog(server: LiveServer, web_client: Callable[..., Web]) -> None:
     alice = signed_in(server, web_client, "alice")
-    dialog = alice.get(f"/ui/files/share/{quote(FOLDER)}")
+    dialog = alice.get(f"/ui/share/{quote(FOLDER)}")
     assert dialog.status_code == 200 and 'value="bob"' in dialog.text  # the colleagues to choose from
-    made = alice.form(f"/ui/files/share/{quote(FOLDER)}", data={"kind": "colleague", "colleague": "bob",
+    made = alice.form(f"/ui/share/{quote(FOLDER)}", data={"kind": "colleague", "colleague": "bob",
                                                                  "mode": "write", "expires": ""})  # fmt: skip
     assert made.status_code == 200 and "Il apparaît dans le lecteur de votre collègue." in made.text
     bob = signed_in(server, web_client, "bob")
@@ -111,7 +119,7 @@ def test_sharing_with_a_colleague_from_the_dialog(server: LiveServer, web_client
 def test_a_link_from_the_dialog_then_the_overview(server: LiveServer, web_client: Callable[..., Web],
                                                   mailbox: Mailbox) -> None:  # noqa: F811  # fmt: skip
     alice = signed_in(server, web_client, "alice")
-    made = alice.form(f"/ui/files/share/{quote(FOLDER)}", data={
+    made = alice.form(f"/ui/share/{quote(FOLDER)}", data={
         "kind": "link", "email": "patient@example.org", "mode": "read", "proof": "password", "password": "",
         "password_by": "owner", "note": "Vos résultats", "lang": "fr"})  # fmt: skip
     assert made.status_code == 200 and made.headers["Cache-Control"] == "no-store"
@@ -128,8 +136,11 @@ def test_a_link_from_the_dialog_then_the_overview(server: LiveServer, web_client
     overview = alice.get("/ui/shares")
     assert "patient@example.org" in overview.text and FOLDER in overview.text
     share_id = int(re.findall(r'data-share="(\d+)"', overview.text)[0])
+    # A failed login typing "share:<id>" as a user name is no visit of the share.
+    web_client(server).form("/ui/login", data={"username": f"share:{share_id}", "password": "x"})
     server.instance.audit.flush()  # the audit log is written in the background
     detail = alice.get(f"/ui/shares/{share_id}").text
+    assert "auth.login" not in detail
     assert "share.download" in detail and "share.open" in detail  # the recipient's visits
     # Change the last day and the note.
     edit = {"mode": "read", "expires": "", "note": "Nouvelle note"}

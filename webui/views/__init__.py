@@ -11,6 +11,7 @@ from webui.views.audit import blueprint as audit
 from webui.views.auth import blueprint as auth
 from webui.views.devices import blueprint as devices
 from webui.views.files import blueprint as files
+from webui.views.files import dialog
 from webui.views.groups import blueprint as groups
 from webui.views.invite import blueprint as invite
 from webui.views.jobs import blueprint as jobs
@@ -22,5 +23,5 @@ from webui.views.shares import blueprint as shares
 __all__ = ["BLUEPRINTS"]
 
 BLUEPRINTS = (
-    public, auth, invite, account, files, shares, security, devices, admin, groups, audit, jobs, api, recipient
+    public, auth, invite, account, files, dialog, shares, security, devices, admin, groups, audit, jobs, api, recipient
 )  # fmt: skip

@@ -28,14 +28,16 @@ from server.policy import SHARE_MODES, Action
 from server.sharing import KIND_COLLEAGUE
 from server.tree import free_name, validate_name
 from webui import i18n, sessions
-from webui.context import address, instance
+from webui.context import address, instance, record
 from webui.sessions import login_required
 from webui.uploads import BLOCK, receive
 from webui.views.recipient import attachment_headers
 
-__all__ = ["blueprint"]
+__all__ = ["blueprint", "dialog"]
 
 blueprint = Blueprint("files", __name__, url_prefix="/ui/files")
+#: The share dialog, apart from the drive's paths (a folder may be named "share").
+dialog = Blueprint("dialog", __name__, url_prefix="/ui/share")
 
 
 def _drive() -> Drive:
@@ -63,7 +65,17 @@ def _back(names: list[str], *, done: str | None = None, error: str | None = None
     return redirect(url_for("files.browse", path=_join(names), done=done, error=error), 303)
 
 
+def _audit(action: str, outcome: str, status: int, node_id: int | None) -> None:
+    """Record what the browser did, as the WebDAV audit names it (ids only, never a name)."""
+    session = sessions.current()
+    assert session is not None
+    user = session.user
+    record(action, outcome, principal=user.username, user_id=user.id, org_id=user.org_id, status=status,
+           node_id=node_id)  # fmt: skip
+
+
 @blueprint.errorhandler(NotFound)
+@dialog.errorhandler(NotFound)
 def _missing(error: NotFound) -> tuple[str, int]:
     return render_template(
         "message.html", title=_("Page not found"), message=_("There is nothing at this address.")
@@ -71,6 +83,7 @@ def _missing(error: NotFound) -> tuple[str, int]:
 
 
 @blueprint.errorhandler(PolicyDenied)
+@dialog.errorhandler(PolicyDenied)
 def _denied(error: PolicyDenied) -> tuple[str, int]:
     return render_template("message.html", title=_("Access denied"), message=_("You may not do this here.")), 403
 
@@ -111,6 +124,7 @@ def browse(path: str) -> str | BaseResponse:
 
 def _download(drive: Drive, here: Located, names: list[str]) -> BaseResponse:
     drive.require(here, Action.READ)
+    _audit("file.read", "ok", 200, here.entry.id)
     tree = instance().tree
 
     def blocks() -> Any:
@@ -135,13 +149,15 @@ def mkdir() -> BaseResponse:
         drive.require(here, Action.CREATE)
         if drive.is_root(here.entry) and drive.top(name) is not None:
             raise AlreadyExists("taken at the root")
-        instance().tree.mkdir(here.entry, name)
+        created = instance().tree.mkdir(here.entry, name)
     except AlreadyExists:
         return _back(names, error="taken")
     except PolicyDenied:
+        _audit("folder.create", "denied", 403, here.entry.id)
         return _back(names, error="refused")
     except BadRequest:
         return _back(names, error="name")
+    _audit("folder.create", "ok", 201, created.id)
     return _back(names, done="created")
 
 
@@ -159,15 +175,19 @@ def rename() -> BaseResponse:
         validate_name(new_name)
         drive.require(item, Action.DELETE)  # renaming is moving: what may not be removed may not be renamed
         drive.require(parent, Action.CREATE)
-        if drive.is_root(parent.entry) and drive.top(new_name) is not None:
-            raise AlreadyExists("taken at the root")
+        if drive.is_root(parent.entry):
+            there = drive.top(new_name)
+            if there is not None and there.entry.id != item.entry.id:  # itself, in other letters: a rename
+                raise AlreadyExists("taken at the root")
         instance().tree.move(item.entry, parent.entry, new_name, overwrite=False)
     except (AlreadyExists, Conflict):
         return _back(names[:-1], error="taken")
     except PolicyDenied:
+        _audit("node.move", "denied", 403, item.entry.id)
         return _back(names[:-1], error="refused")
     except BadRequest:
         return _back(names[:-1], error="name")
+    _audit("node.move", "ok", 201, item.entry.id)
     return _back(names[:-1], done="renamed")
 
 
@@ -183,7 +203,9 @@ def delete() -> BaseResponse:
         drive.require(item, Action.DELETE)
         instance().tree.delete(item.entry)
     except PolicyDenied:
+        _audit("node.delete", "denied", 403, item.entry.id)
         return _back(names[:-1], error="refused")
+    _audit("node.delete", "ok", 204, item.entry.id)
     return _back(names[:-1], done="deleted")
 
 
@@ -221,8 +243,10 @@ def upload(path: str) -> BaseResponse:
         upload = tree.upload(folder.entry, free_name(name, taken), expected_size=int(length), new_only=True)
         stored = receive(upload, int(length))
     except PolicyDenied:
+        _audit("file.write", "denied", 403, folder.entry.id)
         return _refused(403, _("You may not add files here."))
     except QuotaExceeded:
+        _audit("file.write", "failed", 507, folder.entry.id)
         return _refused(507, _("There is no room left for this file."))
     except Busy:
         return _refused(503, _("The server is busy. Please try again in a few seconds."))
@@ -230,6 +254,7 @@ def upload(path: str) -> BaseResponse:
         return _refused(400, _("The file did not arrive whole."))
     if stored is None:
         return _refused(400, _("The file did not arrive whole."))
+    _audit("file.write", "ok", 201, stored.id)
     response = jsonify(name=stored.name)
     response.status_code = 201
     return response
@@ -245,8 +270,8 @@ def _colleagues() -> list[Any]:
     return [u for u in inst.accounts.list(session.user.org_id) if u.id != session.user.id and not u.disabled]
 
 
-@blueprint.get("/share/", defaults={"path": ""})
-@blueprint.get("/share/<path:path>")
+@dialog.get("/", defaults={"path": ""})
+@dialog.get("/<path:path>")
 @login_required()
 def share_dialog(path: str) -> str:
     names = _names(path)
@@ -277,8 +302,8 @@ def _dialog(names: list[str], item: Located, drive: Drive, *, form: dict[str, st
     )
 
 
-@blueprint.post("/share/", defaults={"path": ""})
-@blueprint.post("/share/<path:path>")
+@dialog.post("/", defaults={"path": ""})
+@dialog.post("/<path:path>")
 @login_required()
 def share(path: str) -> str | BaseResponse:
     names = _names(path)

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from flask_babel import gettext as _  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response as BaseResponse
 
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, NotFound, PolicyDenied
 from server.policy import SHARE_MODES
 from server.sharing import KIND_LINK, ShareInfo
 from webui import i18n, sessions
@@ -28,6 +28,11 @@ from webui.sessions import login_required
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("shares", __name__, url_prefix="/ui/shares")
+
+
+@blueprint.errorhandler(PolicyDenied)
+def _denied(error: PolicyDenied) -> tuple[str, int]:
+    return render_template("message.html", title=_("Access denied"), message=_("You may not do this here.")), 403
 
 
 @blueprint.errorhandler(NotFound)
