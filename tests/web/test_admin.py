@@ -17,8 +17,10 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
+from zoneinfo import ZoneInfo
 
 import httpx
 import pyotp
@@ -29,6 +31,7 @@ from server.db.models import one_time_tokens_t
 from server.policy import ROLE_ORG_ADMIN
 from server.testing import TEST_PASSWORD, LiveServer, TestInstance
 from tests.web.conftest import LENIENT_THROTTLE, Mailbox, Web, csrf_of, smtp_settings
+from webui.i18n import TIMEZONE
 
 NEW_PASSWORD = "une-phrase-de-passe-assez-longue-2026"
 INVITE_LINK = re.compile(r"https?://\S+?(/ui/invite/[A-Za-z0-9_-]+)")
@@ -478,7 +481,7 @@ def test_the_audit_log_filters_pages_and_exports_without_file_names(
     assert len(audit_rows(failed.text)) == 1 and "404" in failed.text
     admin_only = web.get(audit, params={"action": "admin.", "user": str(site.user_id("olga"))})
     assert len(audit_rows(admin_only.text)) == 1
-    today = time.strftime("%Y-%m-%d")
+    today = datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()  # the page's days are Paris days, not UTC's
     assert len(audit_rows(web.get(audit, params={"from": today, "to": today}).text)) == 50
     assert audit_rows(web.get(audit, params={"to": "2001-01-01"}).text) == []
     bad_date = web.get(audit, params={"from": "demain"})

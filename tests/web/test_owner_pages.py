@@ -98,8 +98,8 @@ def test_sharing_with_a_colleague_from_the_dialog(server: LiveServer, web_client
     alice = signed_in(server, web_client, "alice")
     dialog = alice.get(f"/ui/share/{quote(FOLDER)}")
     assert dialog.status_code == 200 and 'value="bob"' in dialog.text  # the colleagues to choose from
-    made = alice.form(f"/ui/share/{quote(FOLDER)}", data={"kind": "colleague", "colleague": "bob",
-                                                                 "mode": "write", "expires": ""})  # fmt: skip
+    choice = {"kind": "colleague", "colleague": "bob", "mode": "write", "expires": "", "note": "Dossier à relire"}
+    made = alice.form(f"/ui/share/{quote(FOLDER)}", data=choice)
     assert made.status_code == 200 and "Il apparaît dans le lecteur de votre collègue." in made.text
     bob = signed_in(server, web_client, "bob")
     root = bob.get("/ui/files/").text
@@ -107,7 +107,7 @@ def test_sharing_with_a_colleague_from_the_dialog(server: LiveServer, web_client
     assert bob.get(f"/ui/files/{quote(FOLDER)}/irm.pdf").content == b"%PDF-irm"
     assert put_file(bob, f"/ui/files/{quote(FOLDER)}", "bilan.txt", b"bilan").status_code == 201
     overview = bob.get("/ui/shares").text
-    assert FOLDER in overview and "alice" in overview
+    assert FOLDER in overview and "alice" in overview and "Dossier à relire" in overview  # the note, for bob
     # Nobody else's share: bob cannot end alice's share, nor see its page.
     share_id = server.instance.shares.by_owner(server.instance.accounts.get("alice").id)[0].id
     assert bob.get(f"/ui/shares/{share_id}").status_code == 404

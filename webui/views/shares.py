@@ -85,7 +85,8 @@ def overview() -> str:
     received = []
     for share in shares.for_recipient(user.id):
         owner = instance().accounts.get_by_id(share.owner_id)
-        received.append({"share": share, "item": _item_name(share.node_id), "owner": owner.username})
+        received.append({"share": share, "item": _item_name(share.node_id), "owner": owner.username,
+                         "note": shares.note(share) or ""})  # fmt: skip
     notices = {
         "revoked": _("The share is ended."),
         "changed": _("The share is changed."),
