@@ -10,9 +10,9 @@ folders and what colleagues shared with them.  A private item keeps its name
 when a group folder has the same one (the group folder is then hidden from that
 user's root; an item of that name cannot be created there, so this only happens
 when a group folder is named after an existing item).  A shared item whose name
-is taken there by a private item, a group folder or an earlier share shows
-under a free one, ``name (2).ext`` (:meth:`MedDAVProvider.received`): never
-hidden, never hiding.  What lies below a shared item is judged by the policy as
+is taken there shows with its owner's name, ``name (owner).ext`` (the root's
+names are :mod:`server.drive`'s, the same on every surface): never hidden, never
+hiding.  What lies below a shared item is judged by the policy as
 reached through that share (:class:`~server.policy.Shared`), at the time of the
 request, so a revocation or an expiry applies to the very next request.
 
@@ -261,7 +261,9 @@ class MedDAVProvider(DAVProvider):
         if environ is None:
             return candidates[0] if candidates else "/"
         principal = environ.get("meddav.principal")
-        if isinstance(principal, Principal) and space not in (str(principal.root_id),):
+        if not isinstance(principal, Principal):  # a link's own lock space: its paths, as they were
+            return candidates[0] if candidates else "/"
+        if space != str(principal.root_id):
             candidates[:0] = self._shown_paths(environ, space, inner)
         for candidate in candidates:
             if self.get_resource_inst(candidate, environ) is not None:

@@ -30,8 +30,7 @@ from server.tree import free_name, validate_name
 from webui import i18n, sessions
 from webui.context import address, instance, record
 from webui.sessions import login_required
-from webui.uploads import BLOCK, receive
-from webui.views.recipient import attachment_headers
+from webui.transfer import BLOCK, announced, attachment_headers, receive, refused
 
 __all__ = ["blueprint", "dialog"]
 
@@ -209,25 +208,15 @@ def delete() -> BaseResponse:
     return _back(names[:-1], done="deleted")
 
 
-def _refused(status: int, message: str) -> BaseResponse:
-    response = jsonify(error={"status": status, "message": message})
-    response.status_code = status
-    return response
-
-
 @blueprint.put("/put/", defaults={"path": ""})
 @blueprint.put("/put/<path:path>")
 @login_required()
 def upload(path: str) -> BaseResponse:
     """One file as the raw body of the request (``?name=``), into a folder; never replaces a file."""
-    length = request.headers.get("Content-Length", "")
-    if not length.isdigit():
-        return _refused(411, _("The size of the file is missing."))
-    name = request.args.get("name", "")
-    try:
-        validate_name(name)
-    except MedDAVError:
-        return _refused(400, _("This file name cannot be used."))
+    request_file = announced()
+    if isinstance(request_file, BaseResponse):
+        return request_file
+    size, name = request_file
     drive = _drive()
     names = _names(path)
     folder = drive.resolve(names)
@@ -240,20 +229,20 @@ def upload(path: str) -> BaseResponse:
                 return drive.top(candidate) is not None
             return bool(tree.resolve_below(folder.entry.id, folder.entry.org_id, [candidate]))
 
-        upload = tree.upload(folder.entry, free_name(name, taken), expected_size=int(length), new_only=True)
-        stored = receive(upload, int(length))
+        upload = tree.upload(folder.entry, free_name(name, taken), expected_size=size, new_only=True)
+        stored = receive(upload, size)
     except PolicyDenied:
         _audit("file.write", "denied", 403, folder.entry.id)
-        return _refused(403, _("You may not add files here."))
+        return refused(403, _("You may not add files here."))
     except QuotaExceeded:
         _audit("file.write", "failed", 507, folder.entry.id)
-        return _refused(507, _("There is no room left for this file."))
+        return refused(507, _("There is no room left for this file."))
     except Busy:
-        return _refused(503, _("The server is busy. Please try again in a few seconds."))
+        return refused(503, _("The server is busy. Please try again in a few seconds."))
     except MedDAVError:
-        return _refused(400, _("The file did not arrive whole."))
+        return refused(400, _("The file did not arrive whole."))
     if stored is None:
-        return _refused(400, _("The file did not arrive whole."))
+        return refused(400, _("The file did not arrive whole."))
     _audit("file.write", "ok", 201, stored.id)
     response = jsonify(name=stored.name)
     response.status_code = 201

@@ -35,7 +35,6 @@ import zipfile
 from collections.abc import Iterable
 from ipaddress import ip_address, ip_network
 from typing import Any
-from urllib.parse import quote
 
 import zipstream  # type: ignore[import-untyped]
 from flask import (
@@ -61,9 +60,9 @@ from server.tree import validate_name
 from webui import i18n
 from webui.context import address, instance, record
 from webui.recipients import CODE_SECONDS, COOKIE, ShareCodes, ShareSession, ShareSessions
-from webui.uploads import receive
+from webui.transfer import announced, attachment_headers, receive, refused
 
-__all__ = ["attachment_headers", "blueprint", "init_app"]
+__all__ = ["blueprint", "init_app"]
 
 blueprint = Blueprint("recipient", __name__, url_prefix="/s")
 
@@ -273,20 +272,6 @@ def folder(token: str, path: str) -> BaseResponse:
     return _item_page(token, share, _names(path))
 
 
-def attachment_headers(name: str, size: int | None = None) -> dict[str, str]:
-    """The headers of a file sent to be saved, never shown in the site's origin (an HTML or SVG file a
-    guest put in a share runs no script there): attachment, a sandbox CSP, no sniffing."""
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_").replace("\\", "_")
-    headers = {
-        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}",
-        "Content-Security-Policy": "sandbox; default-src 'none'",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if size is not None:
-        headers["Content-Length"] = str(size)
-    return headers
-
-
 def _count_download(share: ShareInfo, session: ShareSession, node_id: int) -> None:
     """One download per file and session, while the link has some left (else the one 404)."""
     if _sessions().take_download(session, node_id) and not instance().shares.take_download(share):
@@ -354,44 +339,33 @@ def _dropbox_page(token: str, share: ShareInfo, session: ShareSession) -> BaseRe
     return Response(page)
 
 
-def _refused(status: int, message: str) -> BaseResponse:
-    response = jsonify(error={"status": status, "message": message})
-    response.status_code = status
-    return response
-
-
 @blueprint.put("/<token>/put/", defaults={"path": ""})
 @blueprint.put("/<token>/put/<path:path>")
 def upload(token: str, path: str) -> BaseResponse:
     """One file, as the raw body of the request (``?name=`` gives its name), into a folder of the share."""
     share, session = _session_required(token)
-    length = request.headers.get("Content-Length", "")
-    if not length.isdigit():
-        return _refused(411, _("The size of the file is missing."))
-    name = request.args.get("name", "")
-    try:
-        validate_name(name)
-    except MedDAVError:
-        return _refused(400, _("This file name cannot be used."))
+    request_file = announced()
+    if isinstance(request_file, BaseResponse):
+        return request_file
+    size, name = request_file
     browser = _browser(share)
     folder = browser.resolve(_names(path))
-    size = int(length)
     try:
         stored = receive(browser.upload(folder, name, expected_size=size), size)
     except PolicyDenied:
         record("share.upload", "denied", status=403, node_id=folder.id, **_actor(share))
-        return _refused(403, _("This share does not take files here."))
+        return refused(403, _("This share does not take files here."))
     except QuotaExceeded:
         record("share.upload", "failed", status=507, node_id=folder.id, detail="quota", **_actor(share))
-        return _refused(507, _("There is no room left for this file in the space of the person who shared it."))
+        return refused(507, _("There is no room left for this file in the space of the person who shared it."))
     except Busy:
-        return _refused(503, _("The server is busy. Please try again in a few seconds."))
+        return refused(503, _("The server is busy. Please try again in a few seconds."))
     except MedDAVError:  # more or less data than announced
         record("share.upload", "failed", status=400, node_id=folder.id, **_actor(share))
-        return _refused(400, _("The file did not arrive whole."))
+        return refused(400, _("The file did not arrive whole."))
     if stored is None:
         record("share.upload", "failed", status=400, node_id=folder.id, **_actor(share))
-        return _refused(400, _("The file did not arrive whole."))
+        return refused(400, _("The file did not arrive whole."))
     instance().shares.count_upload(share)
     _sessions().remember_upload(session, name, stored.id)
     record("share.upload", "ok", status=201, node_id=stored.id, **_actor(share))
