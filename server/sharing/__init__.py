@@ -395,6 +395,8 @@ class Shares:
             now = self.clock()
             if mode not in SHARE_MODES:
                 raise BadRequest(f"unknown mode {mode!r}: use one of {', '.join(SHARE_MODES)}")
+            if node.parent_id is None and node.group_id is None:
+                raise BadRequest("a drive is not shared whole: share a folder or a file of it")
             if mode == "dropbox" and not node.is_dir:
                 raise BadRequest("a drop box is a folder: share a folder, or choose read or write")
             if notify_uploads and mode == "read":

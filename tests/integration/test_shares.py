@@ -467,3 +467,10 @@ def test_a_free_name_for_a_name_all_extension_ends() -> None:
     numbered = re.compile(r"scan( \(\d+\))?\.pdf")
     crowded = free_name("scan.pdf", lambda candidate: numbered.fullmatch(candidate) is not None)
     assert re.fullmatch(r"scan \([0-9a-f]{12}\)\.pdf", crowded)
+
+
+def test_a_drive_is_not_shared_whole(world: World) -> None:
+    root = world.instance.tree.get(world.alice.root_id)
+    with pytest.raises(BadRequest, match="not shared whole"):
+        world.instance.shares.create(world.alice.principal(), root, colleague=world.bob.id)
+    assert world.instance.shares.all() == []
