@@ -106,6 +106,11 @@ def test_sharing_with_a_colleague_from_the_dialog(server: LiveServer, web_client
     assert FOLDER in root
     assert bob.get(f"/ui/files/{quote(FOLDER)}/irm.pdf").content == b"%PDF-irm"
     assert put_file(bob, f"/ui/files/{quote(FOLDER)}", "bilan.txt", b"bilan").status_code == 201
+    # The shared folder itself is neither renamed nor removed by the colleague, read-write or not.
+    for action, data in (("rename", {"path": FOLDER, "name": "Autre nom"}), ("delete", {"path": FOLDER})):
+        answer = bob.form("/ui/files/", f"/ui/files/{action}", data)
+        assert answer.status_code == 303 and "error=refused" in answer.headers["Location"], action
+    assert FOLDER in alice.get("/ui/files/").text
     overview = bob.get("/ui/shares").text
     assert FOLDER in overview and "alice" in overview and "Dossier à relire" in overview  # the note, for bob
     # Nobody else's share: bob cannot end alice's share, nor see its page.
