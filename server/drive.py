@@ -136,6 +136,12 @@ class Drive:
         shared = self.received().get(lookup_form(name))
         return Located(shared.entry, shared.grant) if shared is not None else None
 
+    def root_taken(self, name: str, *, but: int | None = None) -> bool:
+        """Whether ``name`` at the root is an item's already (a private one, a group folder, a shared one),
+        other than node ``but`` (an item renamed to its own name in other letters)."""
+        found = self.top(name)
+        return found is not None and found.entry.id != but
+
     def chain(self, names: Sequence[str]) -> tuple[list[Entry], ShareGrant | None]:
         """The entries along ``names`` from the root (the root itself not included), as far as they exist,
         and the share they are reached through; the policy not asked yet."""

@@ -16,10 +16,10 @@ from flask import jsonify, request
 from flask_babel import gettext as _  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response as BaseResponse
 
-from server.errors import MedDAVError
+from server.errors import MedDAVError, NotFound
 from server.tree import Entry, Upload, validate_name
 
-__all__ = ["BLOCK", "announced", "attachment_headers", "receive", "refused"]
+__all__ = ["BLOCK", "announced", "attachment_headers", "path_names", "receive", "refused"]
 
 #: Bytes read from a request body per step.
 BLOCK = 256 * 1024
@@ -80,3 +80,14 @@ def attachment_headers(name: str, size: int | None = None) -> dict[str, str]:
     if size is not None:
         headers["Content-Length"] = str(size)
     return headers
+
+
+def path_names(path: str) -> list[str]:
+    """The names of a path in a page's URL; NotFound (the 404 page) when one could name no item."""
+    names = [name for name in path.split("/") if name]
+    for name in names:
+        try:
+            validate_name(name)
+        except MedDAVError:
+            raise NotFound("no such item") from None
+    return names

@@ -32,7 +32,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from ipaddress import ip_address, ip_network
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
@@ -158,14 +157,6 @@ class _Download:
                 self.give_back()
 
 
-def _within(address: str, networks: Iterable[str]) -> bool:
-    try:
-        client = ip_address(address)
-    except ValueError:
-        return False
-    return any(client in ip_network(network) for network in networks)
-
-
 class ShareAuth(BaseMiddleware):
     """Find the share of the first path segment and check its password; no other access."""
 
@@ -187,7 +178,7 @@ class ShareAuth(BaseMiddleware):
         if share.code_by_email:
             return _answer("403 Forbidden", b"Open this share on its web page / Ouvrez ce partage dans le navigateur\n",
                            start_response)  # fmt: skip
-        if share.networks and not _within(address, share.networks):
+        if not share.admits(address):
             return _answer("403 Forbidden", b"Not from this network / Pas depuis ce reseau\n", start_response)
         realm = "MedDAV share"
         credentials = parse_basic(environ.get("HTTP_AUTHORIZATION", ""))

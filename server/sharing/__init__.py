@@ -195,6 +195,16 @@ class ShareInfo:
     def live(self, at: float) -> bool:
         return self.grant().live(at)
 
+    def admits(self, address: str) -> bool:
+        """Whether a client at ``address`` may use the share: any, unless it is limited to networks."""
+        if not self.networks:
+            return True
+        try:
+            client = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(client in ipaddress.ip_network(network) for network in self.networks)
+
     def state(self, at: float) -> str:
         """One of "active", "suspended" (its maker's account is disabled), "used up" (every download
         taken), "expired", "revoked"."""
@@ -649,15 +659,14 @@ class Shares:
         queued = 0
         for owner_id, owned in by_owner.items():
             first = owned[0]
-            boxes = [{"share_id": int(r.id), "new_files": int(r.uploads) - int(r.uploads_notified)} for r in owned]
             payload = {
                 "template": "dropbox_digest",
                 "to": first.email,
                 "locale": first.locale if first.locale in LOCALES else LOCALES[0],
                 "time_zone": self.zone(int(first.org_id)).key,
                 "context": {
-                    "arrivals": sum(box["new_files"] for box in boxes),
-                    "boxes": len(boxes),
+                    "arrivals": sum(int(r.uploads) - int(r.uploads_notified) for r in owned),
+                    "boxes": len(owned),
                     "overview_url": f"{self.base_url}/ui/shares",
                 },
             }

@@ -75,12 +75,7 @@ class ShareBrowser:
         self.require(entry, Action.READ)
         if entry.is_dir:
             raise NotFound("a folder has no content")
-        return self._blocks(entry)
-
-    def _blocks(self, entry: Entry, size: int = 256 * 1024) -> Iterator[bytes]:
-        with self.tree.open(entry) as reader:
-            while block := reader.read(size):
-                yield block
+        return self.tree.blocks(entry)
 
     def walk(self, folder: Entry, prefix: str = "") -> Iterator[ZipMember]:
         """Every file below ``folder`` the recipient may read, with its path from ``folder`` (for a zip);

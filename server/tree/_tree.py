@@ -493,6 +493,12 @@ class Tree:
             source.close()
             raise
 
+    def blocks(self, entry: Entry, size: int = 256 * 1024) -> Iterator[bytes]:
+        """A file's plaintext in blocks of ``size``; opened when first iterated, closed when done or dropped."""
+        with self.open(entry) as reader:
+            while block := reader.read(size):
+                yield block
+
     # -- quota -----------------------------------------------------------------
 
     def _quota(self, quota_bytes: int | None) -> int | None:

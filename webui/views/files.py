@@ -30,9 +30,9 @@ from server.tree import free_name, validate_name
 from webui import i18n, sessions
 from webui.context import address, instance, record
 from webui.sessions import login_required
-from webui.transfer import BLOCK, announced, attachment_headers, receive, refused
+from webui.transfer import announced, attachment_headers, path_names, receive, refused
 
-__all__ = ["blueprint", "dialog"]
+__all__ = ["blueprint", "denied", "dialog", "missing"]
 
 blueprint = Blueprint("files", __name__, url_prefix="/ui/files")
 #: The share dialog, apart from the drive's paths (a folder may be named "share").
@@ -44,16 +44,6 @@ def _drive() -> Drive:
     assert session is not None
     inst = instance()
     return Drive(inst.tree, inst.shares, session.user.principal(), inst.shares.clock())
-
-
-def _names(path: str) -> list[str]:
-    names = [name for name in path.split("/") if name]
-    for name in names:
-        try:
-            validate_name(name)
-        except MedDAVError:
-            raise NotFound("no such item") from None
-    return names
 
 
 def _join(names: list[str]) -> str:
@@ -75,7 +65,8 @@ def _audit(action: str, outcome: str, status: int, node_id: int | None) -> None:
 
 @blueprint.errorhandler(NotFound)
 @dialog.errorhandler(NotFound)
-def _missing(error: NotFound) -> tuple[str, int]:
+def missing(error: NotFound) -> tuple[str, int]:
+    """The 404 page of the owner's pages (files, the share dialog, shares)."""
     return render_template(
         "message.html", title=_("Page not found"), message=_("There is nothing at this address.")
     ), 404
@@ -83,7 +74,8 @@ def _missing(error: NotFound) -> tuple[str, int]:
 
 @blueprint.errorhandler(PolicyDenied)
 @dialog.errorhandler(PolicyDenied)
-def _denied(error: PolicyDenied) -> tuple[str, int]:
+def denied(error: PolicyDenied) -> tuple[str, int]:
+    """The 403 page of the owner's pages."""
     return render_template("message.html", title=_("Access denied"), message=_("You may not do this here.")), 403
 
 
@@ -91,7 +83,7 @@ def _denied(error: PolicyDenied) -> tuple[str, int]:
 @blueprint.get("/<path:path>")
 @login_required()
 def browse(path: str) -> str | BaseResponse:
-    names = _names(path)
+    names = path_names(path)
     drive = _drive()
     here = drive.resolve(names)
     if not here.entry.is_dir:
@@ -124,29 +116,23 @@ def browse(path: str) -> str | BaseResponse:
 def _download(drive: Drive, here: Located, names: list[str]) -> BaseResponse:
     drive.require(here, Action.READ)
     _audit("file.read", "ok", 200, here.entry.id)
-    tree = instance().tree
-
-    def blocks() -> Any:
-        with tree.open(here.entry) as reader:
-            while block := reader.read(BLOCK):
-                yield block
-
+    content = instance().tree.blocks(here.entry)
     kind = mimetypes.guess_type(here.entry.name, strict=False)[0] or "application/octet-stream"
     headers = attachment_headers(drive.shown_name(here, names), here.entry.size)
-    return Response(blocks(), 200, headers=headers, mimetype=kind, direct_passthrough=True)
+    return Response(content, 200, headers=headers, mimetype=kind, direct_passthrough=True)
 
 
 @blueprint.post("/mkdir")
 @login_required()
 def mkdir() -> BaseResponse:
-    names = _names(request.form.get("path", ""))
+    names = path_names(request.form.get("path", ""))
     drive = _drive()
     here = drive.resolve(names)
     name = request.form.get("name", "").strip()
     try:
         validate_name(name)
         drive.require(here, Action.CREATE)
-        if drive.is_root(here.entry) and drive.top(name) is not None:
+        if drive.is_root(here.entry) and drive.root_taken(name):
             raise AlreadyExists("taken at the root")
         created = instance().tree.mkdir(here.entry, name)
     except AlreadyExists:
@@ -163,7 +149,7 @@ def mkdir() -> BaseResponse:
 @blueprint.post("/rename")
 @login_required()
 def rename() -> BaseResponse:
-    names = _names(request.form.get("path", ""))
+    names = path_names(request.form.get("path", ""))
     if not names:
         raise NotFound("the root has no name")
     drive = _drive()
@@ -174,10 +160,8 @@ def rename() -> BaseResponse:
         validate_name(new_name)
         drive.require(item, Action.DELETE)  # renaming is moving: what may not be removed may not be renamed
         drive.require(parent, Action.CREATE)
-        if drive.is_root(parent.entry):
-            there = drive.top(new_name)
-            if there is not None and there.entry.id != item.entry.id:  # itself, in other letters: a rename
-                raise AlreadyExists("taken at the root")
+        if drive.is_root(parent.entry) and drive.root_taken(new_name, but=item.entry.id):
+            raise AlreadyExists("taken at the root")
         instance().tree.move(item.entry, parent.entry, new_name, overwrite=False)
     except (AlreadyExists, Conflict):
         return _back(names[:-1], error="taken")
@@ -193,7 +177,7 @@ def rename() -> BaseResponse:
 @blueprint.post("/delete")
 @login_required()
 def delete() -> BaseResponse:
-    names = _names(request.form.get("path", ""))
+    names = path_names(request.form.get("path", ""))
     if not names:
         raise NotFound("the root is not deleted")
     drive = _drive()
@@ -218,18 +202,17 @@ def upload(path: str) -> BaseResponse:
         return request_file
     size, name = request_file
     drive = _drive()
-    names = _names(path)
+    names = path_names(path)
     folder = drive.resolve(names)
     tree = instance().tree
     try:
         drive.require(folder, Action.CREATE)
 
-        def taken(candidate: str) -> bool:
-            if drive.is_root(folder.entry):
-                return drive.top(candidate) is not None
-            return bool(tree.resolve_below(folder.entry.id, folder.entry.org_id, [candidate]))
-
-        upload = tree.upload(folder.entry, free_name(name, taken), expected_size=size, new_only=True)
+        # The tree finds a free name among a folder's files as it stores; at the root, group folders and
+        # shared items take names too.
+        if drive.is_root(folder.entry):
+            name = free_name(name, drive.root_taken)
+        upload = tree.upload(folder.entry, name, expected_size=size, new_only=True)
         stored = receive(upload, size)
     except PolicyDenied:
         _audit("file.write", "denied", 403, folder.entry.id)
@@ -263,7 +246,7 @@ def _colleagues() -> list[Any]:
 @dialog.get("/<path:path>")
 @login_required()
 def share_dialog(path: str) -> str:
-    names = _names(path)
+    names = path_names(path)
     if not names:
         raise NotFound("the root is not shared")
     drive = _drive()
@@ -295,7 +278,7 @@ def _dialog(names: list[str], item: Located, drive: Drive, *, form: dict[str, st
 @dialog.post("/<path:path>")
 @login_required()
 def share(path: str) -> str | BaseResponse:
-    names = _names(path)
+    names = path_names(path)
     if not names:
         raise NotFound("the root is not shared")
     session = sessions.current()

@@ -32,8 +32,6 @@ from __future__ import annotations
 import mimetypes
 import time
 import zipfile
-from collections.abc import Iterable
-from ipaddress import ip_address, ip_network
 from typing import Any
 
 import zipstream  # type: ignore[import-untyped]
@@ -56,11 +54,10 @@ from server.errors import Busy, MedDAVError, NotFound, PolicyDenied, QuotaExceed
 from server.policy import Action
 from server.sharing import ShareInfo
 from server.sharing.browse import ShareBrowser
-from server.tree import validate_name
 from webui import i18n
 from webui.context import address, instance, record
 from webui.recipients import CODE_SECONDS, COOKIE, ShareCodes, ShareSession, ShareSessions
-from webui.transfer import announced, attachment_headers, receive, refused
+from webui.transfer import announced, attachment_headers, path_names, receive, refused
 
 __all__ = ["blueprint", "init_app"]
 
@@ -105,14 +102,6 @@ def _share(token: str) -> ShareInfo:
     return share
 
 
-def _within(networks: Iterable[str]) -> bool:
-    try:
-        client = ip_address(address())
-    except ValueError:
-        return False
-    return any(client in ip_network(network) for network in networks)
-
-
 def _actor(share: ShareInfo) -> dict[str, Any]:
     return {"principal": f"share:{share.id}", "org_id": share.org_id, "target_id": share.id}
 
@@ -145,7 +134,7 @@ def _headers(response: Response) -> Response:
 def _opened(token: str) -> tuple[ShareInfo, ShareSession | None]:
     """The share of the link and this browser's session on it (None: the password page is due)."""
     share = _share(token)
-    if share.networks and not _within(share.networks):
+    if not share.admits(address()):
         raise _Dead  # from elsewhere, a live link looks like a dead one
     return share, _sessions().get(request.cookies.get(COOKIE), share.id)
 
@@ -160,16 +149,6 @@ def _session_required(token: str) -> tuple[ShareInfo, ShareSession]:
 def _browser(share: ShareInfo) -> ShareBrowser:
     inst = instance()
     return ShareBrowser(inst.tree, share, inst.shares.clock())
-
-
-def _names(path: str) -> list[str]:
-    names = [name for name in path.split("/") if name]
-    for name in names:
-        try:
-            validate_name(name)
-        except MedDAVError:
-            raise _Dead from None
-    return names
 
 
 # -- opening ---------------------------------------------------------------------------------------------
@@ -264,12 +243,18 @@ def _item_page(token: str, share: ShareInfo, names: list[str]) -> BaseResponse:
     return Response(page)
 
 
-@blueprint.get("/<token>/f/<path:path>")
-def folder(token: str, path: str) -> BaseResponse:
-    share, _session = _session_required(token)
+def _reading(token: str) -> tuple[ShareInfo, ShareSession]:
+    """The share and session of a page that shows or sends what the share holds (never a drop box's)."""
+    share, session = _session_required(token)
     if share.mode == "dropbox":
         raise _Dead
-    return _item_page(token, share, _names(path))
+    return share, session
+
+
+@blueprint.get("/<token>/f/<path:path>")
+def folder(token: str, path: str) -> BaseResponse:
+    share, _session = _reading(token)
+    return _item_page(token, share, path_names(path))
 
 
 def _count_download(share: ShareInfo, session: ShareSession, node_id: int) -> None:
@@ -281,11 +266,9 @@ def _count_download(share: ShareInfo, session: ShareSession, node_id: int) -> No
 @blueprint.get("/<token>/get/", defaults={"path": ""})
 @blueprint.get("/<token>/get/<path:path>")
 def download(token: str, path: str) -> BaseResponse:
-    share, session = _session_required(token)
-    if share.mode == "dropbox":
-        raise _Dead
+    share, session = _reading(token)
     browser = _browser(share)
-    item = browser.resolve(_names(path))
+    item = browser.resolve(path_names(path))
     if item.is_dir:
         raise _Dead
     content = browser.open(item)
@@ -301,11 +284,9 @@ def download(token: str, path: str) -> BaseResponse:
 @blueprint.get("/<token>/zip/<path:path>")
 def download_zip(token: str, path: str) -> BaseResponse:
     """A folder and everything below it the recipient may read, as a zip streamed as it is read."""
-    share, session = _session_required(token)
-    if share.mode == "dropbox":
-        raise _Dead
+    share, session = _reading(token)
     browser = _browser(share)
-    names = _names(path)
+    names = path_names(path)
     item = browser.resolve(names)
     if not item.is_dir:
         raise _Dead
@@ -349,7 +330,7 @@ def upload(token: str, path: str) -> BaseResponse:
         return request_file
     size, name = request_file
     browser = _browser(share)
-    folder = browser.resolve(_names(path))
+    folder = browser.resolve(path_names(path))
     try:
         stored = receive(browser.upload(folder, name, expected_size=size), size)
     except PolicyDenied:

@@ -24,22 +24,15 @@ from server.sharing import KIND_LINK, ShareInfo
 from webui import i18n, sessions
 from webui.context import address, instance
 from webui.sessions import login_required
+from webui.views.files import denied, missing
 
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("shares", __name__, url_prefix="/ui/shares")
 
 
-@blueprint.errorhandler(PolicyDenied)
-def _denied(error: PolicyDenied) -> tuple[str, int]:
-    return render_template("message.html", title=_("Access denied"), message=_("You may not do this here.")), 403
-
-
-@blueprint.errorhandler(NotFound)
-def _missing(error: NotFound) -> tuple[str, int]:
-    return render_template(
-        "message.html", title=_("Page not found"), message=_("There is nothing at this address.")
-    ), 404
+blueprint.register_error_handler(PolicyDenied, denied)
+blueprint.register_error_handler(NotFound, missing)
 
 
 def _user() -> Any:
