@@ -31,7 +31,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from server.dav.get import FileGet
 from server.dav.locks import DatabaseLockStorage
-from server.dav.middleware import INSTANCE_KEY, BasicAuth, ErrorShield, RequestLimits
+from server.dav.middleware import BAD_PATH_KEY, INSTANCE_KEY, BasicAuth, ErrorShield, RequestLimits
 from server.dav.namespace import NamespaceOps
 from server.dav.provider import MedDAVProvider
 from server.dav.public import ShareAuth, ShareProvider
@@ -93,25 +93,36 @@ def _config(instance: Instance, provider: MedDAVProvider, mount_path: str, authe
 
 
 class _PathGuard:
-    """Answer 400 to a path that climbs out of the mount (``/dav/%2e%2e/x``), with its body.
+    """Mark a path that is not UTF-8 or climbs out of the mount (``/dav/%2e%2e/x``), for a 400 after
+    authentication (:class:`~server.dav.middleware.RequestLimits`): so the attempt is audited as its
+    requester's (a link's token, the first segment, is kept for that), and someone without credentials
+    learns nothing from it.
 
-    wsgidav refuses it too, but from inside a generator, where its error page is
-    lost: the client got a Content-Length and no body, and waited for it.
+    wsgidav would refuse such a path before its middleware runs (an UnicodeDecodeError, a 500; or an error
+    raised inside a generator, whose page is lost: a Content-Length and no body).  The marked request goes
+    on as a request for the mount's root or its first segment, which nothing reaches before the refusal.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        path = unquote(wsgidav_util.re_encode_wsgi(environ.get("PATH_INFO", "")))
-        if path != "*":
-            try:
-                wsgidav_util.normalize_path(path)
-            except DAVError:
-                body = b"Bad request: the path leaves the drive / Chemin invalide\n"
-                start_response(
-                    "400 Bad Request",
-                    [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-                )
-                return [body]
+        try:
+            path = wsgidav_util.re_encode_wsgi(environ.get("PATH_INFO", ""))
+            if path != "*":
+                wsgidav_util.normalize_path(unquote(path))
+        except (UnicodeDecodeError, DAVError):
+            environ[BAD_PATH_KEY] = True
+            environ["PATH_INFO"] = _first_segment(environ.get("PATH_INFO", ""))
         return self.app(environ, start_response)
+
+
+def _first_segment(path_info: str) -> str:
+    """``/<first segment>/`` of a refused path when that segment is a plain name (a link's token, which
+    its authentication needs), else ``/``."""
+    segment = path_info.lstrip("/").split("/", 1)[0]
+    try:
+        plain = segment.encode("latin-1").decode("utf-8") not in ("", ".", "..") and "\\" not in segment
+    except UnicodeError:
+        plain = False
+    return f"/{segment}/" if plain else "/"

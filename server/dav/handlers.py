@@ -34,7 +34,8 @@ from wsgidav.dav_error import (
 if TYPE_CHECKING:
     from server.dav.provider import MedDAVProvider
 
-from server.dav.propfind import answer_propfind, parse_xml
+from server.dav.propfind import answer_propfind
+from server.dav.xmlbody import parse_xml
 from server.policy import Action
 
 __all__ = ["handle"]

@@ -12,8 +12,12 @@
 ``RequestLimits`` bounds what a request may make the server parse: bodies of
                  methods other than PUT (XML) at ``[dav] max_xml_body_bytes``,
                  read in full even when sent chunked (wsgidav would read a
-                 chunked XML body as empty), and PROPFIND ``Depth: infinity``
-                 refused unless ``[dav] allow_infinite_depth``.
+                 chunked XML body as empty), XML bodies well-formed and without
+                 a document type (``server.dav.xmlbody``), PROPFIND ``Depth:
+                 infinity`` refused unless ``[dav] allow_infinite_depth``; a
+                 path the path guard marked, a Destination that is not UTF-8 or
+                 an Overwrite other than T or F get a 400 there, once the
+                 requester is known and audited.
 
 Both sit inside wsgidav's middleware stack, so they see normalised paths and
 their errors are rendered by wsgidav's ErrorPrinter.
@@ -27,7 +31,7 @@ import io
 import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
@@ -40,16 +44,19 @@ from wsgidav.dav_error import (
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from server.auth import Throttled, client_address
+from server.dav.xmlbody import XML_METHODS, parse_xml
 from server.errors import AuthenticationFailed, Busy, DecryptionFailed
 
 if TYPE_CHECKING:
     from server.instance import Instance
 
-__all__ = ["BasicAuth", "ErrorShield", "RequestLimits"]
+__all__ = ["BAD_PATH_KEY", "INSTANCE_KEY", "BasicAuth", "ErrorShield", "RequestLimits"]
 
 logger = logging.getLogger(__name__)
 
 INSTANCE_KEY = "meddav_instance"
+#: Set by the path guard of server.dav on a request whose path is refused once its requester is known.
+BAD_PATH_KEY = "meddav.bad_path"
 
 
 def _visible_hrefs(environ: dict[str, Any], refs: list[str]) -> list[str]:
@@ -211,8 +218,28 @@ class BasicAuth(BaseMiddleware):
         return result
 
 
+def _check_copy_headers(environ: dict[str, Any]) -> None:
+    """A Destination that is UTF-8 once percent-decoded (as a request's path must be), and an Overwrite
+    of T or F.  A Destination sent as raw UTF-8 bytes (unquoted, as some clients do) is read as such: the
+    server gets header values as Latin-1 text, the way PATH_INFO comes."""
+    header = environ.get("HTTP_DESTINATION")
+    if header is not None:
+        try:
+            header = header.encode("latin-1").decode("utf-8")
+            unquote(header, errors="strict")
+        except UnicodeError:
+            raise DAVError(HTTP_BAD_REQUEST, "the Destination header is not valid UTF-8") from None
+        environ["HTTP_DESTINATION"] = header
+    overwrite = environ.get("HTTP_OVERWRITE")
+    if overwrite is not None:
+        if overwrite.strip() not in ("T", "F"):
+            raise DAVError(HTTP_BAD_REQUEST, "the Overwrite header is T or F")
+        environ["HTTP_OVERWRITE"] = overwrite.strip()
+
+
 class RequestLimits(BaseMiddleware):
-    """Bound request bodies other than PUT, and refuse infinite-depth PROPFIND."""
+    """Refuse what no handler should see: a path the guard marked, a COPY or MOVE header that is not
+    well-formed; bound request bodies other than PUT; refuse infinite-depth PROPFIND."""
 
     def __init__(self, wsgidav_app: Any, next_app: Any, config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, next_app, config)
@@ -221,9 +248,13 @@ class RequestLimits(BaseMiddleware):
         self.allow_infinite = instance.settings.dav.allow_infinite_depth
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get(BAD_PATH_KEY):
+            raise DAVError(HTTP_BAD_REQUEST, "the path is not valid UTF-8 or leaves the drive")
         method = environ["REQUEST_METHOD"]
+        if method in ("COPY", "MOVE"):
+            _check_copy_headers(environ)
         if method != "PUT":
-            self._bound_body(environ)
+            self._bound_body(environ, xml=method in XML_METHODS)
         infinite = environ.get("HTTP_DEPTH", "infinity").strip().lower() == "infinity"
         if method == "PROPFIND" and infinite and not self.allow_infinite:
             raise DAVError(
@@ -234,7 +265,10 @@ class RequestLimits(BaseMiddleware):
         result: Iterable[bytes] = self.next_app(environ, start_response)
         return result
 
-    def _bound_body(self, environ: dict[str, Any]) -> None:
+    def _bound_body(self, environ: dict[str, Any], *, xml: bool) -> None:
+        """Refuse a body over the bound.  Read it whole when chunked (wsgidav wants a length) or XML:
+        checked here (:mod:`server.dav.xmlbody`) before any parser of wsgidav's sees it, which would log
+        a malformed body, property values and all."""
         length = environ.get("CONTENT_LENGTH", "").strip()
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if length and not chunked:
@@ -242,15 +276,22 @@ class RequestLimits(BaseMiddleware):
                 raise DAVError(HTTP_BAD_REQUEST, "invalid Content-Length")
             if int(length) > self.max_body:
                 raise DAVError(HTTP_REQUEST_ENTITY_TOO_LARGE, f"request body over {self.max_body} bytes")
-            return
-        if chunked:
-            # Read the whole (bounded) body now, so wsgidav sees it with a length.
+            if not xml or int(length) == 0:
+                return
+            body = environ["wsgi.input"].read(int(length))
+            if len(body) < int(length):
+                raise DAVError(HTTP_BAD_REQUEST, "the body is shorter than its Content-Length")
+        elif chunked:
             buffer = bytearray()
             while chunk := environ["wsgi.input"].read(min(65536, self.max_body + 1 - len(buffer))):
                 buffer += chunk
                 if len(buffer) > self.max_body:
                     raise DAVError(HTTP_REQUEST_ENTITY_TOO_LARGE, f"request body over {self.max_body} bytes")
             body = bytes(buffer)
-            environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)
+        else:
+            return
+        environ["wsgi.input"] = io.BytesIO(body)
+        if xml and body.strip() and parse_xml(body) is None:
+            raise DAVError(HTTP_BAD_REQUEST, "the body is not well-formed XML, or declares a document type")

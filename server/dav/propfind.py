@@ -29,8 +29,9 @@ from wsgidav import util
 
 from server.dav.provider import FileResource, FolderResource, MedDAVProvider, _Resource
 from server.dav.responses import http_date
+from server.dav.xmlbody import parse_xml
 
-__all__ = ["answer_propfind", "parse_xml"]
+__all__ = ["answer_propfind"]
 
 _OK = "HTTP/1.1 200 OK"
 _NOT_FOUND = "HTTP/1.1 404 Not Found"
@@ -41,14 +42,6 @@ _SUPPORTED_LOCK = (
 )
 
 Mode = tuple[str, list[str]]  # ("allprop" | "propname" | "prop", requested names)
-
-
-def parse_xml(body: bytes) -> Any:
-    """An XML request body as an lxml element, entities unresolved; None if malformed."""
-    try:
-        return etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError:
-        return None
 
 
 def parse_request(body: bytes) -> Mode | None:

@@ -102,7 +102,9 @@ class MedDAVProvider(DAVProvider):
 
     # -- resolution --------------------------------------------------------------
 
-    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _Resource | None:
+    def get_resource_inst(self, path: str | None, environ: dict[str, Any]) -> _Resource | None:
+        if path is None:  # the parent of the root (wsgidav asks for it in a COPY or MOVE of or onto the root)
+            return None
         principal: Principal = environ["meddav.principal"]
         self._requests.environ = environ  # for ref_url_to_path, which wsgidav calls without it
         cache: dict[str, Entry | None] = environ.setdefault(_CACHE, {})

@@ -302,8 +302,8 @@ class ShareProvider(MedDAVProvider):
                 found[lookup] = replace(entry, name=name)
         return found
 
-    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> _Resource | None:
-        names = _split(path)
+    def get_resource_inst(self, path: str | None, environ: dict[str, Any]) -> _Resource | None:
+        names = _split(path or "")
         if not names or names[0] != unquote(environ[_SEGMENT]):
             return None  # another share's link (a Destination header), or /public itself
         return super().get_resource_inst(path, environ)

@@ -897,6 +897,8 @@ class Tree:
             if target is not None:
                 if not overwrite:
                     raise AlreadyExists(f"name taken in folder {folder.id}")
+                if self._is_ancestor(c, target.id, root_source.id):  # replacing it would delete the source
+                    raise Conflict(f"cannot replace node {target.id}, an ancestor of node {root_source.id}")
                 replaced_blobs = self._delete_subtree(c, target)
             copies: dict[int, Entry] = {}  # source id -> its copy's parent-to-be
             added = 0
