@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any, TextIO
 from urllib.parse import unquote_to_bytes
 
+from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
@@ -45,11 +46,41 @@ def build_server(instance: Instance, *, host: str, port: int) -> wsgi.Server:
         request_queue_size=64,
     )
     server.max_request_header_size = settings.max_header_bytes
+    server.ConnectionClass = _Connection
     server.software = "MedDAV"
     if settings.tls_cert is not None and settings.tls_key is not None:
         server.ssl_adapter = BuiltinSSLAdapter(str(settings.tls_cert), str(settings.tls_key))
     server.prepare()
     return server
+
+
+class _Request(cheroot_server.HTTPRequest):  # type: ignore[misc]
+    """cheroot's request, refusing a head with both Content-Length and Transfer-Encoding, or chunked twice.
+
+    cheroot follows Transfer-Encoding and reads what lies past the chunked body as the next request on
+    the connection, where a proxy in front that follows Content-Length would have forwarded it as part
+    of the body: request smuggling.  RFC 9112, section 6.3 allows refusing such a request (no client
+    sends one), and the connection is closed, so nothing after the head is ever read.
+    """
+
+    def read_request_headers(self) -> bool:
+        if not super().read_request_headers():  # cheroot answers 501 to a coding other than chunked
+            return False
+        coding = self.inheaders.get(b"Transfer-Encoding")
+        if coding is None:
+            return True
+        if b"Content-Length" in self.inheaders:
+            self.simple_response("400 Bad Request", "Content-Length and Transfer-Encoding together")
+        elif [part.strip().lower() for part in coding.split(b",") if part.strip()] != [b"chunked"]:
+            self.simple_response("400 Bad Request", "chunked more than once")  # RFC 9112, section 6.1
+        else:
+            return True
+        self.close_connection = True
+        return False
+
+
+class _Connection(cheroot_server.HTTPConnection):  # type: ignore[misc]
+    RequestHandlerClass = _Request
 
 
 _QUOTED_SLASH = re.compile(b"(?i)%2F")
