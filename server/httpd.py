@@ -54,7 +54,7 @@ def build_server(instance: Instance, *, host: str, port: int) -> wsgi.Server:
     return server
 
 
-class _Request(cheroot_server.HTTPRequest):  # type: ignore[misc]
+class _Request(cheroot_server.HTTPRequest):
     """cheroot's request, refusing a head with both Content-Length and Transfer-Encoding, or chunked twice.
 
     cheroot follows Transfer-Encoding and reads what lies past the chunked body as the next request on
@@ -64,7 +64,8 @@ class _Request(cheroot_server.HTTPRequest):  # type: ignore[misc]
     """
 
     def read_request_headers(self) -> bool:
-        if not super().read_request_headers():  # cheroot answers 501 to a coding other than chunked
+        # cheroot answers 501 to a transfer coding other than chunked.
+        if not super().read_request_headers():  # type: ignore[no-untyped-call]
             return False
         coding = self.inheaders.get(b"Transfer-Encoding")
         if coding is None:
@@ -79,7 +80,7 @@ class _Request(cheroot_server.HTTPRequest):  # type: ignore[misc]
         return False
 
 
-class _Connection(cheroot_server.HTTPConnection):  # type: ignore[misc]
+class _Connection(cheroot_server.HTTPConnection):
     RequestHandlerClass = _Request
 
 
