@@ -509,6 +509,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from server.doctor import diagnose
+
+    report = diagnose(args.config)
+    print(report.as_json() if args.format == "json" else "\n".join(report.lines()))
+    return EXIT_FAILED if report.problems else EXIT_OK
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(f"{settings.source}: OK")
@@ -727,6 +735,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="report only, remove nothing")
     p.add_argument("--grace", type=float, metavar="SECONDS", help="leave alone blobs younger than this")
+
+    p = command(
+        "doctor",
+        cmd_doctor,
+        "check the instance's security settings (TLS, key and data permissions, mail...) and say what to fix",
+        description=(
+            "Check the security of the configured instance without a running server: TLS and its\n"
+            "certificate, the master key file (owner-only, outside the data directory), the data\n"
+            "directory's permissions, debug logging, mail, the public URL, a reverse proxy, Argon2,\n"
+            "sessions and other policies weaker than the defaults. One line per finding: ok, warning\n"
+            "or problem, naming the option or path, then the fix. Nothing secret is printed.\n"
+            "Run it as the user that runs meddav serve (files owned by another user are problems).\n"
+            "Exit status: 0 no problem (warnings allowed), 1 at least one problem, 2 no configuration.\n"
+            "What each check looks at and why: docs/doctor.md."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default: one line per finding) or json (one document: counts and findings)",
+    )
 
     p = command("db", lambda a: EXIT_USAGE, "database schema")
     db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)

@@ -7,7 +7,7 @@ hierarchy and the byte formats.
 
 from __future__ import annotations
 
-from server.crypto._primitives import constant_time_equal, hmac_sha256
+from server.crypto._primitives import certificate_validity, constant_time_equal, hmac_sha256
 from server.crypto.blobformat import HEADER_SIZE, SEGMENT_SIZE, BlobReader, BlobWriter, ciphertext_size
 from server.crypto.keys import KeyRing, MasterKey, OrgKey, WrappedKey, new_key_id
 from server.crypto.names import lookup_form, open_name, seal_given_name, seal_lookup_name
@@ -35,6 +35,7 @@ __all__ = [
     "ShareNoteSealer",
     "StateSealer",
     "WrappedKey",
+    "certificate_validity",
     "ciphertext_size",
     "constant_time_equal",
     "hmac_sha256",

@@ -9,10 +9,12 @@ algorithms.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import os
 from hashlib import sha256
 
+from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
@@ -92,3 +94,9 @@ class Siv:
             return self._aead.decrypt(ciphertext, associated_data)
         except InvalidTag:
             raise DecryptionFailed() from None
+
+
+def certificate_validity(der: bytes) -> tuple[dt.datetime, dt.datetime]:
+    """(not before, not after), in UTC, of a DER X.509 certificate; ValueError when it is not one."""
+    certificate = x509.load_der_x509_certificate(der)
+    return certificate.not_valid_before_utc, certificate.not_valid_after_utc

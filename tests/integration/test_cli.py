@@ -139,7 +139,7 @@ def test_every_command_explains_itself() -> None:
                 ["group", "set"], ["group", "remove"], ["org", "set"], ["app-password"],
                 ["app-password", "list"], ["app-password", "revoke"], ["user", "reset-2fa"], ["audit"],
                 ["audit", "verify"], ["audit", "export"], ["audit", "prune"], ["plugins"], ["plugins", "list"],
-                ["jobs"], ["jobs", "list"], ["jobs", "retry"], ["worker"]]  # fmt: skip
+                ["jobs"], ["jobs", "list"], ["jobs", "retry"], ["worker"], ["doctor"]]  # fmt: skip
     for command in commands:
         result = meddav(*command, "--help")
         assert result.returncode == 0, command
