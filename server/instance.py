@@ -354,8 +354,24 @@ def init_instance(
 ) -> InitResult:
     """Create a complete instance in ``data_dir``; refuse to touch an existing one.
 
-    ``options`` adds options to the written configuration file, by section.
+    ``options`` adds options to the written configuration file, by section.  Whatever the caller's
+    umask, what it creates is its owner's only (the database file, the blob store).
     """
+    previous = os.umask(0o077)
+    try:
+        return _init_instance(data_dir, key_file, admin_name, admin_password, organisation, options)
+    finally:
+        os.umask(previous)
+
+
+def _init_instance(
+    data_dir: Path,
+    key_file: Path | None,
+    admin_name: str,
+    admin_password: str | None,
+    organisation: str,
+    options: dict[str, dict[str, Any]] | None,
+) -> InitResult:
     data_dir = data_dir.resolve()
     key_file = (key_file or default_key_file(data_dir)).resolve()
     if key_file == data_dir or data_dir in key_file.parents:
@@ -374,6 +390,7 @@ def init_instance(
             [f"{key_file} already exists: it may be another instance's key. Move it away, or pass --key-file"],
         )
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # an existing (empty) directory keeps its mode otherwise
     master = MasterKey.create_file(key_file)
     config_path = _write_config(data_dir, key_file, options)
     settings = load_settings(config_path)

@@ -322,6 +322,19 @@ def _suggest(name: str, known: Any) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+#: Options whose values may hold a password: a problem with one names it, never shows its value.
+_SECRET_OPTIONS = frozenset({("mail", "smtp_password"), ("database", "url")})
+
+
+def _shown(section: str, key: str, value: Any) -> str:
+    """A configured value as a problem shows it: secrets (a database URL may carry a password) hidden."""
+    if (section, key) not in _SECRET_OPTIONS:
+        return toml_value(value)
+    if key == "url" and isinstance(value, str) and ":" in value:
+        return toml_value(value.split(":", 1)[0] + ":…")  # the scheme says what is unsupported
+    return "(hidden)"
+
+
 def _validate_section(section: Section, body: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     names = [o.name for o in section.options]
@@ -333,7 +346,7 @@ def _validate_section(section: Section, body: dict[str, Any], problems: list[str
         try:
             result[key] = option.validate(raw)
         except Invalid as exc:
-            problems.append(f"[{section.name}] {key} = {toml_value(raw)}: {exc}")
+            problems.append(f"[{section.name}] {key} = {_shown(section.name, key, raw)}: {exc}")
     for option in section.options:
         result.setdefault(option.name, option.default)
     return result
@@ -388,7 +401,7 @@ def _build(v: dict[str, dict[str, Any]], base_dir: Path, source: Path | None, pr
     url = db["url"] or f"sqlite:///{data_dir / 'meddav.sqlite3'}"
     if not url.startswith(("sqlite:", "postgresql:", "postgresql+")):
         problems.append(
-            f"[database] url = {toml_value(db['url'])}: unsupported database; use sqlite:///PATH "
+            f"[database] url = {_shown('database', 'url', db['url'])}: unsupported database; use sqlite:///PATH "
             "or postgresql://USER@HOST/DB"
         )
 

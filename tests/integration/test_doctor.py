@@ -294,12 +294,14 @@ def test_open_files_inside_a_closed_data_directory_are_a_warning(inst: Inst) -> 
     assert "meddav.sqlite3" in line and line.endswith(f"fix: chmod -R go-rwx {inst.data}")
 
 
-def test_init_into_an_existing_open_directory_is_caught(tmp_path: Path) -> None:
-    # `meddav init` keeps the mode of a data directory that already exists (here 0755).
+def test_init_closes_an_existing_open_directory_and_the_doctor_sees_one_opened_later(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir(mode=0o755)
     (tmp_path / "data").chmod(0o755)
     made = meddav("init", "--data-dir", str(tmp_path / "data"), "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
     assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert Inst.at(tmp_path).doctor().status == 0
+    (tmp_path / "data").chmod(0o755)
     found = Inst.at(tmp_path).doctor()
     assert found.status == 1
     found.problem("data-dir", "mode 0755", f"fix: chmod 700 {tmp_path / 'data'}")

@@ -55,6 +55,13 @@ def test_each_rule_has_its_message(document: dict[str, Any], expected: str, tmp_
     assert expected in found[0]
 
 
+def test_a_problem_with_a_secret_option_never_shows_its_value(tmp_path: Path) -> None:
+    (line,) = problems({"database": {"url": "mysql://admin:S3cret-pw@db.example/meddav"}}, tmp_path)
+    assert '[database] url = "mysql:…": unsupported database' in line and "S3cret" not in line
+    (line,) = problems({"mail": {"smtp_password": ["S3cret-pw"]}}, tmp_path)
+    assert "[mail] smtp_password = (hidden)" in line and "S3cret" not in line
+
+
 def test_non_loopback_without_tls_names_the_keys_to_set(tmp_path: Path) -> None:
     (line,) = problems({"server": {"host": "0.0.0.0"}}, tmp_path)
     for key in ("tls_cert", "tls_key", "allow_plain_http"):
