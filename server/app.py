@@ -175,7 +175,7 @@ def create_app(instance: Instance) -> Any:
     return RequestLog(
         dispatcher,
         enabled=instance.settings.log.request_log,
-        hsts=instance.settings.server.tls,
+        hsts=instance.settings.server.https,
         audit=audit,
         foreground=instance.foreground,
     )

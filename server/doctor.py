@@ -286,26 +286,15 @@ def check_proxy(ctx: Context) -> list[Finding]:
                     f"list only the proxy's own address in [server] trusted_proxies in {ctx.config}",
                 )
             )
-    if ctx.proxy_tls:
-        if not server.trusted_proxies:
-            found.append(
-                Finding(
-                    WARNING,
-                    "proxy",
-                    "[server] trusted_proxies is empty behind the proxy of [server] public_url: every client "
-                    "appears with the proxy's address, so one attacker's failed logins throttle everyone and "
-                    "the audit log shows only the proxy",
-                    f'set [server] trusted_proxies = ["<the proxy\'s address>"] in {ctx.config}',
-                )
-            )
+    if ctx.proxy_tls and not server.trusted_proxies:
         found.append(
             Finding(
                 WARNING,
                 "proxy",
-                "TLS ends at the proxy: MedDAV sets the Secure flag on its cookies and sends "
-                "Strict-Transport-Security only when it serves TLS itself",
-                "have the proxy add them (nginx: proxy_cookie_flags ~ secure; "
-                'add_header Strict-Transport-Security "max-age=31536000" always)',
+                "[server] trusted_proxies is empty behind the proxy of [server] public_url: every client "
+                "appears with the proxy's address, so one attacker's failed logins throttle everyone and "
+                "the audit log shows only the proxy",
+                f'set [server] trusted_proxies = ["<the proxy\'s address>"] in {ctx.config}',
             )
         )
     if found:

@@ -33,7 +33,7 @@ _PRE_SESSION_BYTES = 32
 
 
 def cookie_name() -> str:
-    return "__Host-meddav_csrf" if instance().settings.server.tls else "meddav_csrf"
+    return "__Host-meddav_csrf" if instance().settings.server.https else "meddav_csrf"
 
 
 def _key() -> str | None:
@@ -86,7 +86,7 @@ def after_request(response: Response) -> Response:
             new,
             httponly=True,
             samesite="Lax",
-            secure=instance().settings.server.tls,
+            secure=instance().settings.server.https,
             path="/",
         )
     return response

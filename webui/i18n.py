@@ -100,7 +100,7 @@ def after_request(response: Response) -> Response:
             max_age=_COOKIE_SECONDS,
             httponly=True,
             samesite="Lax",
-            secure=instance().settings.server.tls,
+            secure=instance().settings.server.https,
             path="/",
         )
     response.headers.setdefault("Content-Language", current())

@@ -152,9 +152,10 @@ def close() -> None:
 def after_request(response: Response) -> Response:
     new: str | None = g.get("new_session_cookie")
     if new is not None:
-        response.set_cookie(COOKIE, new, httponly=True, samesite="Lax", secure=instance().settings.server.tls, path="/")
+        secure = instance().settings.server.https
+        response.set_cookie(COOKIE, new, httponly=True, samesite="Lax", secure=secure, path="/")
     elif g.get("clear_session_cookie"):
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=instance().settings.server.tls)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=instance().settings.server.https)
     if new is not None or current() is not None:
         # Pages of a signed-in user (recovery codes, app passwords) must not stay in a cache.
         response.headers["Cache-Control"] = "no-store"

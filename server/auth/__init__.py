@@ -38,9 +38,9 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from passlib.context import CryptContext
 from sqlalchemy import bindparam, select, update
@@ -54,11 +54,13 @@ from server.errors import AuthenticationFailed, BadRequest, Busy
 from server.policy import Principal
 
 if TYPE_CHECKING:
-    from server.config import AuthSettings, Settings
+    from server.config import AuthSettings, Settings, ThrottleSettings
     from server.credentials import Credentials
     from server.db import Database
 
 __all__ = [
+    "LINK_MISSES_BEFORE_DELAY",
+    "LINK_MISSES_MAX",
     "RECHECK_SECONDS",
     "Authenticator",
     "MemoryThrottleStore",
@@ -70,6 +72,7 @@ __all__ = [
     "ThrottleStore",
     "Throttled",
     "client_address",
+    "link_throttle_settings",
     "normalize_username",
 ]
 
@@ -102,6 +105,17 @@ _CACHE_ENTRIES = 10_000
 RECHECK_SECONDS = 1.0
 _SLOT_WAIT_SECONDS = 5.0
 _MAX_USERNAME = 150
+#: Link tokens tried in vain from one address, within ``[throttle] window_seconds``, before each next try
+#: waits (1 s, 2 s, 4 s... up to ``max_delay_seconds``), and before every try is refused.
+LINK_MISSES_BEFORE_DELAY = 20
+LINK_MISSES_MAX = 60
+
+T = TypeVar("T")
+
+
+def link_throttle_settings(logins: ThrottleSettings) -> ThrottleSettings:
+    """The throttle of link tokens: the login throttle's window and longest delay, gentler counts."""
+    return replace(logins, delay_after=LINK_MISSES_BEFORE_DELAY, max_failures=LINK_MISSES_MAX)
 
 
 def normalize_username(name: str) -> str:
@@ -162,9 +176,12 @@ class Authenticator:
         *,
         throttle: Throttle,
         credentials: Credentials | None = None,
+        links: Throttle | None = None,
     ) -> None:
         #: The one throttle of this process: every surface that checks a password uses it.
         self.throttle = throttle
+        #: Tokens of link shares tried in vain, per client address (:meth:`find_link`).
+        self.links = links or Throttle(link_throttle_settings(throttle.settings), MemoryThrottleStore())
         #: App passwords (checked by keyed digest, not Argon2) and whether a user has a second factor.
         self.credentials = credentials
         self._db = db
@@ -190,6 +207,23 @@ class Authenticator:
             throttle=Throttle(settings.throttle, MemoryThrottleStore()),
             credentials=credentials,
         )
+
+    def find_link(self, find: Callable[[], T | None], address: str) -> T | None:
+        """What a link token opens (``find`` looks it up), each miss counted against the client address:
+        scanning for tokens is throttled as guessing passwords is.  Raises :class:`Throttled` before
+        looking once the address has missed too often.
+
+        Apart from :attr:`throttle`, with its own counts and gentler numbers (:func:`link_throttle_settings`):
+        a patient clicking an expired link again and again must not lock out the practice's users who share
+        the address, and tokens of 160 random bits need no tight limit, only one that bounds a scan."""
+        now = time.time()
+        wait = self.links.check(None, address, now)
+        if wait is not None:
+            raise Throttled(wait)
+        found = find()
+        if found is None:
+            self.links.failed(None, address, now)
+        return found
 
     def _cache_id(self, username: str, password: str) -> bytes:
         return hmac.new(self._cache_key, f"{username}\0{password}".encode(), hashlib.sha256).digest()

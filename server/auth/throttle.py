@@ -234,6 +234,10 @@ class Throttle:
     def store(self) -> ThrottleStore:
         return self._store
 
+    @property
+    def settings(self) -> ThrottleSettings:
+        return self._settings
+
     @staticmethod
     @functools.lru_cache(maxsize=4096)  # a pure function on the path of every request
     def account_key(account: str) -> str:

@@ -74,6 +74,12 @@ class ServerSettings:
     def tls(self) -> bool:
         return self.tls_cert is not None
 
+    @property
+    def https(self) -> bool:
+        """Browsers reach the server over HTTPS: its own TLS, or a TLS-terminating proxy that the public
+        URL names.  Cookies are then Secure, and HSTS is sent."""
+        return self.tls or self.public_url.startswith("https://")
+
 
 @dataclass(frozen=True)
 class StorageSettings:

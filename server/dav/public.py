@@ -40,6 +40,7 @@ from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from server import policy
+from server.auth import Throttled
 from server.auth.client import client_address
 from server.crypto import lookup_form
 from server.dav.locks import DatabaseLockStorage
@@ -172,7 +173,14 @@ class ShareAuth(BaseMiddleware):
         address = client_address(environ, instance.settings.server.trusted_proxies)
         environ["meddav.client_address"] = address
         segment = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
-        share = instance.shares.find_link(unquote(segment)) if segment else None
+        try:
+            share = (
+                instance.authenticator.find_link(lambda: instance.shares.find_link(unquote(segment)), address)
+                if segment
+                else None
+            )
+        except Throttled as exc:
+            return too_many(exc.retry_after, start_response)
         if share is None:  # unknown, expired, revoked or suspended: one answer
             return _not_found(start_response)
         if share.code_by_email:

@@ -14,9 +14,7 @@ from tests.web.conftest import Web, add_member, csrf_of
 from webui import create_app
 
 
-@pytest.fixture
-def server(make_test_instance: Callable[..., TestInstance], start_server: Callable[[TestInstance], LiveServer]) -> Any:
-    server = start_server(make_test_instance({"server": {"public_url": "https://fichiers.example.org"}}))
+def _office(server: LiveServer) -> LiveServer:
     inst = server.instance
     add_member(server, "alice", email="alice@example.org")
     add_member(server, "bob", email="bob@example.org")
@@ -26,6 +24,19 @@ def server(make_test_instance: Callable[..., TestInstance], start_server: Callab
     upload.write(b"pdf")
     upload.finish()
     return server
+
+
+@pytest.fixture
+def server(make_test_instance: Callable[..., TestInstance], start_server: Callable[[TestInstance], LiveServer]) -> Any:
+    return _office(start_server(make_test_instance({"server": {"public_url": "https://fichiers.example.org"}})))
+
+
+@pytest.fixture
+def plain_server(
+    make_test_instance: Callable[..., TestInstance], start_server: Callable[[TestInstance], LiveServer]
+) -> Any:
+    """Reached as it is announced, over plain HTTP: a browser keeps its cookies (Secure under HTTPS)."""
+    return _office(start_server(make_test_instance()))
 
 
 def script(server: LiveServer, user: str) -> httpx.Client:
@@ -118,8 +129,9 @@ def test_credentials_are_required_and_throttled(server: LiveServer) -> None:
 
 
 def test_the_web_session_needs_the_csrf_header_to_change_anything(
-    server: LiveServer, web_client: Callable[..., Web]
+    plain_server: LiveServer, web_client: Callable[..., Web]
 ) -> None:
+    server = plain_server
     web = web_client(server)
     assert web.login("alice", TEST_PASSWORD).status_code in (200, 302, 303)
     assert web.get("/api/v1/shares").status_code == 200  # reading needs no token

@@ -50,6 +50,7 @@ from flask import (
 from flask_babel import gettext as _  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response as BaseResponse
 
+from server.auth import Throttled
 from server.errors import Busy, MedDAVError, NotFound, PolicyDenied, QuotaExceeded
 from server.policy import Action
 from server.sharing import ShareInfo
@@ -96,7 +97,8 @@ class _Dead(Exception):
 
 
 def _share(token: str) -> ShareInfo:
-    share = instance().shares.find_link(token)
+    inst = instance()
+    share = inst.authenticator.find_link(lambda: inst.shares.find_link(token), address())
     if share is None:
         raise _Dead
     return share
@@ -116,6 +118,17 @@ def _hidden(error: NotFound) -> BaseResponse:
     return _not_found()
 
 
+@blueprint.errorhandler(Throttled)
+def _guessing(error: Throttled) -> BaseResponse:
+    """Too many links tried in vain from this address: wait, whatever the link."""
+    page = render_template(
+        "message.html", title=_("Too many attempts"), message=_("Too many attempts. Try again in a moment.")
+    )
+    response = Response(page, 429)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 @blueprint.after_request
 def _headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
@@ -123,11 +136,11 @@ def _headers(response: Response) -> Response:
     new = g.get("share_cookie")
     if new is not None:
         token, secret = new
-        response.set_cookie(COOKIE, secret, httponly=True, samesite="Lax", secure=instance().settings.server.tls,
+        response.set_cookie(COOKIE, secret, httponly=True, samesite="Lax", secure=instance().settings.server.https,
                             path=f"/s/{token}")  # fmt: skip
     elif g.get("share_cookie_clear") is not None:
         response.delete_cookie(COOKIE, path=f"/s/{g.share_cookie_clear}", httponly=True, samesite="Lax",
-                               secure=instance().settings.server.tls)  # fmt: skip
+                               secure=instance().settings.server.https)  # fmt: skip
     return response
 
 
