@@ -7,7 +7,9 @@ password is :data:`server.testing.TEST_PASSWORD`.
 
 from __future__ import annotations
 
+import logging
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from server.testing import LiveServer, TestInstance, make_instance
+from server.testing import TEST_PASSWORD, LiveServer, TestInstance, make_instance
+from tests import log_secrets
 
 #: Debian package that provides each client the tests drive.
 CLIENT_PACKAGES = {
@@ -37,6 +40,41 @@ def require_client(name: str) -> str:
             pytrace=False,
         )
     return path
+
+
+# -- no secret in any log line of the whole suite (tests/log_secrets.py) ---------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = Path(tempfile.mkstemp(prefix="meddav-suite-", suffix=".log")[1])
+    config.stash[_SUITE_LOG] = (path, log_secrets.start(path))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path, handler = session.config.stash[_SUITE_LOG]
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+    base = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    modules = {item.module for item in session.items if isinstance(item, pytest.Function) and item.module}
+    passwords = log_secrets.passwords_of(modules) | {TEST_PASSWORD}
+    names, opened = log_secrets.instance_names(base)
+    leaks, lines = log_secrets.scan(log_secrets.log_files(path, base), passwords, names)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    summary = (
+        f"log secrets: {lines} log lines read, {len(passwords)} passwords, {len(names)} file names of "
+        f"{opened} instances looked for: {len(leaks)} found"
+    )
+    if reporter is not None:
+        reporter.write_line(summary)
+        for leak in leaks[:50]:
+            reporter.write_line(f"  {leak}")
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        path.unlink()
+
+
+_SUITE_LOG = pytest.StashKey[tuple[Path, logging.Handler]]()
 
 
 @pytest.fixture(autouse=True)

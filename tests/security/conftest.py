@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import select
 
 from server.accounts import UserInfo
+from server.auth import MemoryThrottleStore, Throttle
 from server.db.models import audit_t, dead_properties_t, locks_t, nodes_t, shares_t, versions_t
 from server.testing import LiveServer, make_instance
 from server.tree import Entry
@@ -145,6 +146,17 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
         finally:
             for client in clinic.clients.values():
                 client.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles(request: pytest.FixtureRequest) -> None:
+    """Each test of the clinic starts with no failure counted: the clinic's server lives for the module, and
+    the hostile requests of one test (tokens missed, passwords guessed) would throttle the next one's."""
+    if "clinic" not in request.fixturenames:
+        return
+    authenticator = request.getfixturevalue("clinic").server.instance.authenticator
+    authenticator.throttle = Throttle(authenticator.throttle.settings, MemoryThrottleStore())
+    authenticator.links = Throttle(authenticator.links.settings, MemoryThrottleStore())
 
 
 @pytest.fixture
