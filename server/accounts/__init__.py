@@ -154,7 +154,7 @@ class Accounts:
             return org.id
 
     def organisations(self) -> list[OrganisationInfo]:
-        with self._db.session() as s:
+        with self._db.read_session() as s:
             return [
                 OrganisationInfo(o.id, o.name, o.require_second_factor, o.created_at, o.time_zone)
                 for o in s.scalars(select(Organisation).order_by(Organisation.id))
@@ -162,7 +162,7 @@ class Accounts:
 
     def organisation(self, ref: str | int) -> OrganisationInfo:
         """An organisation by id or by exact name."""
-        with self._db.session() as s:
+        with self._db.read_session() as s:
             if isinstance(ref, int) or str(ref).isdigit():
                 org = s.get(Organisation, int(ref))
             else:
@@ -283,18 +283,18 @@ class Accounts:
         return user
 
     def get_by_id(self, user_id: int) -> UserInfo:
-        with self._db.session() as s:
+        with self._db.read_session() as s:
             user = s.get(User, user_id)
             if user is None:
                 raise NotFound("no such user")
             return _info(user)
 
     def get(self, username: str) -> UserInfo:
-        with self._db.session() as s:
+        with self._db.read_session() as s:
             return _info(self._user(s, username))
 
     def list(self, org_id: int | None = None) -> list[UserInfo]:
-        with self._db.session() as s:
+        with self._db.read_session() as s:
             query = select(User).order_by(User.username)
             if org_id is not None:
                 query = query.where(User.org_id == org_id)

@@ -20,6 +20,7 @@ authentication, CORS and its request log (which prints paths) are all left out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -36,9 +37,11 @@ from server.dav.namespace import NamespaceOps
 from server.dav.provider import MedDAVProvider
 from server.dav.public import ShareAuth, ShareProvider
 from server.dav.put import FilePut
+from server.errors import NotFound
 
 if TYPE_CHECKING:
     from server.instance import Instance
+    from server.tree import Tree
 
 __all__ = ["MOUNT_PATH", "PUBLIC_PATH", "create_dav_app", "create_public_app"]
 
@@ -69,7 +72,10 @@ def _config(instance: Instance, provider: MedDAVProvider, mount_path: str, authe
         "provider_mapping": {"/": provider},
         "mount_path": mount_path,
         "lock_storage": DatabaseLockStorage(
-            instance.db, instance.lock_sealer, max_timeout=instance.settings.dav.max_lock_timeout_seconds
+            instance.db,
+            instance.lock_sealer,
+            max_timeout=instance.settings.dav.max_lock_timeout_seconds,
+            exists=_lock_target_exists(instance.tree),
         ),
         "property_manager": None,  # dead properties are handled by the provider, in the database
         "middleware_stack": [
@@ -115,6 +121,23 @@ class _PathGuard:
             environ[BAD_PATH_KEY] = True
             environ["PATH_INFO"] = _first_segment(environ.get("PATH_INFO", ""))
         return self.app(environ, start_response)
+
+
+def _lock_target_exists(tree: Tree) -> Callable[[str], bool]:
+    """Whether a lock URL (``/<root id>/<path>``, ``/g<org>.<group root id>/<path>``) names an item of the
+    tree; a URL of another form (a link's space) is taken as existing."""
+
+    def exists(ref_url: str) -> bool:
+        space, _, inner = unquote(ref_url).strip("/").partition("/")
+        number = space.rpartition(".")[2]
+        if not number.isdigit():
+            return True
+        try:
+            return tree.resolve(int(number), [name for name in inner.split("/") if name]) is not None
+        except NotFound:
+            return False
+
+    return exists
 
 
 def _first_segment(path_info: str) -> str:

@@ -14,12 +14,14 @@ from wsgidav.dav_error import (
     HTTP_INTERNAL_ERROR,
     HTTP_NOT_FOUND,
     HTTP_PRECONDITION_FAILED,
+    HTTP_SERVICE_UNAVAILABLE,
     DAVError,
 )
 
 from server.errors import (
     AlreadyExists,
     BadRequest,
+    Busy,
     Conflict,
     MedDAVError,
     NotFound,
@@ -42,7 +44,10 @@ _STATUS: tuple[tuple[type[MedDAVError], int], ...] = (
     (PolicyDenied, HTTP_FORBIDDEN),
     (QuotaExceeded, HTTP_INSUFFICIENT_STORAGE),
     (StorageFull, HTTP_INSUFFICIENT_STORAGE),
+    (Busy, HTTP_SERVICE_UNAVAILABLE),
 )
+#: Seconds a client told to come back (503) waits.
+RETRY_AFTER_SECONDS = 5
 
 
 def to_dav_error(exc: MedDAVError) -> DAVError:
@@ -50,7 +55,8 @@ def to_dav_error(exc: MedDAVError) -> DAVError:
     and never holds a file name (see ``server.errors``)."""
     for cls, status in _STATUS:
         if isinstance(exc, cls):
-            return DAVError(status, str(exc))
+            headers = [("Retry-After", str(RETRY_AFTER_SECONDS))] if status == HTTP_SERVICE_UNAVAILABLE else None
+            return DAVError(status, str(exc), add_headers=headers)
     # Anything else is the server's fault; ErrorShield logs it and answers a bare 500.
     return DAVError(HTTP_INTERNAL_ERROR, src_exception=exc)
 

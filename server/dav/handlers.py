@@ -4,13 +4,16 @@ Called for every request through ``MedDAVProvider.custom_request_handler``,
 before wsgidav's own method handler (``default_handler``); GET and HEAD of
 files never get here, ``server.dav.get`` answers them:
 
-- LOCK needs the right to write what it locks (wsgidav asks the provider nothing).
+- LOCK needs the right to write what it locks (wsgidav asks the provider nothing);
+  the empty file a LOCK of an unmapped URL makes appears once the lock is taken.
 - PUT with neither Content-Length nor chunked encoding gets 411 instead of
   storing an empty file; ``X-Expected-Entity-Length`` (macOS Finder) must be a
   number, and the body is checked against it; ``If-Match`` on a missing
   resource gets 412.
 - COPY and MOVE to a new destination answer 201, not 204 (wsgidav answers 204
   whenever the provider handles them natively, as MedDAV does).
+- PROPPATCH stores its changes in one transaction once wsgidav has checked and
+  gone through them all (wsgidav sets them one by one): all or none, RFC 4918 9.2.
 - PROPFIND with Depth 0 or 1 is rendered by ``server.dav.propfind``; what it
   leaves to wsgidav has RFC 4918's ``<propname/>`` renamed to the ``<name/>``
   wsgidav looks for (it would answer hrefs without any property).
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from server.dav.provider import MedDAVProvider
 
 from server.dav.propfind import answer_propfind
+from server.dav.provider import LOCK_NULL, PROPPATCH_PENDING, PropertyChange
 from server.dav.xmlbody import parse_xml
 from server.policy import Action
 
@@ -49,8 +53,11 @@ def handle(
         _check_put(provider, environ)
     elif method == "LOCK":
         _check_lock(provider, environ)
+        return _lock_then_create(provider, environ, start_response, default_handler)
     elif method in ("COPY", "MOVE"):
         return _created_when_new(environ, start_response, default_handler)
+    elif method == "PROPPATCH":
+        return _proppatch_at_once(environ, start_response, default_handler)
     elif method == "PROPFIND":
         answer = answer_propfind(provider, environ, start_response)
         if answer is not None:
@@ -122,6 +129,55 @@ def _propname_as_wsgidav_expects(environ: dict[str, Any]) -> None:
 
 
 # -- COPY / MOVE -------------------------------------------------------------------
+
+
+def _lock_then_create(
+    provider: MedDAVProvider, environ: dict[str, Any], start_response: Any, default_handler: Any
+) -> Iterable[bytes]:
+    """wsgidav's LOCK; for an unmapped URL, the empty file made once the lock is taken (wsgidav would make it
+    first, and leave it behind when the lock is refused).  Should making it fail, the lock goes too."""
+    answer: list[Any] = []
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        answer[:] = [status, headers, exc_info]
+        return lambda data: None  # wsgidav returns its body, it never writes
+
+    try:
+        body = list(default_handler(environ, start))
+        created = environ.pop(LOCK_NULL, None)
+        if created is not None and answer[0].startswith("201"):
+            try:
+                created.create_empty()
+            except BaseException:
+                if provider.lock_manager is not None:
+                    provider.lock_manager.remove_all_locks_from_url(created.get_ref_url(), recursive=False)
+                raise
+    finally:
+        environ.pop(LOCK_NULL, None)
+    start_response(*answer)
+    return body
+
+
+def _proppatch_at_once(environ: dict[str, Any], start_response: Any, default_handler: Any) -> Iterable[bytes]:
+    """wsgidav's PROPPATCH (checks, then each property set), its changes stored in one transaction before
+    its 207 goes out: all or none of them, even through a crash or a database that fails half-way."""
+    pending: list[tuple[Any, PropertyChange]] = []
+    environ[PROPPATCH_PENDING] = pending
+    answer: list[Any] = []
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        answer[:] = [status, headers, exc_info]
+        return lambda data: None  # wsgidav returns its body, it never writes
+
+    try:
+        body = list(default_handler(environ, start))
+    finally:
+        del environ[PROPPATCH_PENDING]
+    if pending:
+        resource = pending[0][0]
+        resource.store_properties([change for _, change in pending])  # a DAVError here: nothing was stored
+    start_response(*answer)
+    return body
 
 
 def _created_when_new(environ: dict[str, Any], start_response: Any, default_handler: Any) -> Iterable[bytes]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -41,8 +42,12 @@ LockDict = dict[str, Any]
 class DatabaseLockStorage:
     """The storage interface wsgidav's LockManager expects."""
 
-    def __init__(self, db: Database, sealer: LockSealer, *, max_timeout: int) -> None:
+    def __init__(
+        self, db: Database, sealer: LockSealer, *, max_timeout: int, exists: Callable[[str], bool] | None = None
+    ) -> None:
         self._db = db
+        #: Whether a lock's root still names an item: a lock that outlived its item is dropped at start.
+        self._exists = exists
         self._sealer = sealer
         self._max_timeout = max_timeout
         self._locks: dict[str, LockDict] = {}  # token -> lock
@@ -56,7 +61,9 @@ class DatabaseLockStorage:
     # -- lifecycle -------------------------------------------------------------
 
     def open(self) -> None:
-        """Load the stored locks; drop the ones that expired while we were away."""
+        """Load the stored locks; drop the ones that expired while we were away, and the ones whose item is
+        gone: a DELETE or MOVE commits the tree's change, then drops the item's locks, and a crash between
+        the two would leave a lock on nothing, refusing a new file of that name until it expired."""
         now = time.time()
         expired: list[str] = []
         with self._db.read() as c:
@@ -66,12 +73,13 @@ class DatabaseLockStorage:
             self._by_root.clear()
             self._per_tree.clear()
             for row in rows:
-                if row.expire < now:
+                root = self._sealer.open(row.token, "root", row.root).decode()
+                if row.expire < now or (self._exists is not None and not self._exists(root)):
                     expired.append(row.token)
                     continue
                 self._index(
                     {
-                        "root": self._sealer.open(row.token, "root", row.root).decode(),
+                        "root": root,
                         "type": row.type,
                         "scope": row.scope,
                         "depth": row.depth,

@@ -44,6 +44,7 @@ from wsgidav.dav_error import (
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from server.auth import Throttled, client_address
+from server.dav.errors import to_dav_error
 from server.dav.xmlbody import XML_METHODS, parse_xml
 from server.errors import AuthenticationFailed, Busy, DecryptionFailed
 
@@ -100,10 +101,16 @@ class ErrorShield(BaseMiddleware):
                 exc.err_condition.hrefs = _visible_hrefs(environ, exc.err_condition.hrefs)
             if exc.value != HTTP_INTERNAL_ERROR:
                 raise
+            if isinstance(exc.src_exception, Busy) and not started:
+                raise to_dav_error(exc.src_exception) from None
             self._log(environ, exc.src_exception, started=started)
             if started:
                 raise
             raise DAVError(HTTP_INTERNAL_ERROR) from None
+        except Busy as exc:  # the database stayed locked (another process): come back, nothing was done
+            if started:
+                raise
+            raise to_dav_error(exc) from None
         except Exception as exc:
             self._log(environ, exc, started=started)
             if started:

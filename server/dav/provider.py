@@ -65,6 +65,12 @@ logger = logging.getLogger(__name__)
 _MAX_PROPERTY_NAME = 500
 _LOCK_PROPERTIES = ("{DAV:}lockdiscovery", "{DAV:}supportedlock")
 _WIN32_MTIME = "{urn:schemas-microsoft-com:}Win32LastModifiedTime"
+#: The request environ key of the file a LOCK of an unmapped URL makes, once the lock is taken.
+LOCK_NULL = "meddav.lock_null"
+#: The request environ key of a PROPPATCH's changes, stored together once all are known (server.dav.handlers).
+PROPPATCH_PENDING = "meddav.proppatch"
+#: (property name, its serialized value or None to remove it, the value as wsgidav parsed it)
+PropertyChange = tuple[str, bytes | None, Any]
 _CACHE = "meddav.resolved"
 _VIA = "meddav.via"  # resolved path -> the share it was reached through
 _DRIVE = "meddav.drive"
@@ -404,19 +410,29 @@ class _Resource:
         self.require(Action.WRITE)
         if dry_run:
             return True
-        serialized = None if value is None else etree.tostring(value)
-        translated(self.tree.set_properties)(self.entry, [(name, serialized)])
-        if self._props is not None:
-            if serialized is None:
-                self._props.pop(name, None)
-            else:
-                self._props[name] = serialized
-        if name == _WIN32_MTIME and value is not None and value.text:
-            # Windows Explorer restores a file's original time this way.
-            parsed = util.parse_time_string(value.text)
-            if parsed is not None:
-                self.entry = translated(self.tree.touch)(self.entry, float(parsed))
+        change = (name, None if value is None else etree.tostring(value), value)
+        pending: list[tuple[_Resource, PropertyChange]] | None = self.environ.get(PROPPATCH_PENDING)
+        if pending is not None:  # a PROPPATCH: stored all at once when wsgidav has gone through them all
+            pending.append((self, change))
+        else:
+            self.store_properties([change])
         return True
+
+    def store_properties(self, changes: list[PropertyChange]) -> None:
+        """Set and remove dead properties in one transaction (a PROPPATCH is all or nothing, RFC 4918 9.2)."""
+        translated(self.tree.set_properties)(self.entry, [(name, serialized) for name, serialized, _ in changes])
+        for name, serialized, value in changes:
+            if self._props is not None:
+                if serialized is None:
+                    self._props.pop(name, None)
+                else:
+                    self._props[name] = serialized
+            if name == _WIN32_MTIME and value is not None and value.text:
+                # Windows Explorer restores a file's original time this way (the property itself is stored
+                # above: a crash before this leaves the time as it was, the value kept).
+                parsed = util.parse_time_string(value.text)
+                if parsed is not None:
+                    self.entry = translated(self.tree.touch)(self.entry, float(parsed))
 
     def remove_all_properties(self, *, recursive: bool) -> None:
         """Nothing to do: properties go with their node's rows."""
@@ -570,6 +586,12 @@ class FolderResource(_Resource, DAVCollection):
         if self.environ["REQUEST_METHOD"] == "PUT":
             # The file appears only when its content is complete (end_write).
             return NewFileResource(self.provider, path, self, name, self.environ)
+        if self.environ["REQUEST_METHOD"] == "LOCK":
+            # The file appears once its lock is taken (server.dav.handlers): a refused lock makes none, and
+            # a crash in between leaves a lock on nothing, dropped at the next start (DatabaseLockStorage).
+            resource = NewFileResource(self.provider, path, self, name, self.environ)
+            self.environ[LOCK_NULL] = resource
+            return resource
         entry = translated(self.tree.create_empty_file)(self.entry, name)
         return FileResource(self.provider, path, entry, self.environ, via=self.via)
 
@@ -684,6 +706,12 @@ class NewFileResource(FileResource):
 
     def _parent_entry(self) -> Entry:
         return self._parent.entry
+
+    def create_empty(self) -> None:
+        """Make the file, empty: what a LOCK of an unmapped URL leaves (RFC 4918, section 7.3)."""
+        self.entry = translated(self.tree.create_empty_file)(self._parent_entry(), self.entry.name)
+        self.environ["meddav.node_id"] = self.entry.id
+        self.provider.forget(self.environ)
 
     def _authorize_write(self) -> None:
         self._parent.require(Action.CREATE)

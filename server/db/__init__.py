@@ -35,6 +35,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -65,6 +66,27 @@ class _Work(Generic[T]):
         self.error: BaseException | None = None
 
 
+def _as_busy(exc: BaseException) -> Busy | None:
+    """:class:`~server.errors.Busy` (a 503 with Retry-After: retry shortly) for a database that stayed locked
+    past the busy timeout, another process holding its write lock; None for any other driver error."""
+    text = str(exc).lower()
+    if "database is locked" in text or "database is busy" in text or getattr(exc, "sqlstate", None) == "55P03":
+        return Busy("the database is busy; retry in a few seconds")
+    return None
+
+
+@contextmanager
+def _busy_when_locked() -> Iterator[None]:
+    """Turn the ORM's error for a database locked past the busy timeout into :class:`~server.errors.Busy`."""
+    try:
+        yield
+    except sqlalchemy_exc.OperationalError as exc:
+        busy = _as_busy(exc.orig if exc.orig is not None else exc)
+        if busy is not None:
+            raise busy from exc
+        raise
+
+
 class Database:
     """Engine and session factories for one configured database."""
 
@@ -83,6 +105,7 @@ class Database:
             self._setup_sqlite(settings)
         self._write_engine = self.engine.execution_options(meddav_write=True)
         self._sessions = sessionmaker(bind=self._write_engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         # Each thread keeps one DBAPI connection for its units of work (a
         # cheroot worker lives as long as the server): no pool checkout per
         # transaction, which cost more than the statements of a small GET.
@@ -165,8 +188,11 @@ class Database:
             if self.is_sqlite:
                 conn.execute("BEGIN")
             yield Tx(conn, self.engine.dialect)
-        except self._driver_errors:
+        except self._driver_errors as exc:
             self._discard()
+            busy = _as_busy(exc)
+            if busy is not None:
+                raise busy from exc
             raise
         finally:
             self._local.depth = 0
@@ -203,8 +229,11 @@ class Database:
                 conn.execute("BEGIN IMMEDIATE")
             tx = Tx(conn, self.engine.dialect)
             yield tx
-        except self._driver_errors:
+        except self._driver_errors as exc:
             self._discard()
+            busy = _as_busy(exc)
+            if busy is not None:
+                raise busy from exc
             raise
         except BaseException:
             conn.rollback()
@@ -276,14 +305,16 @@ class Database:
             self._commit(conn, durable=durable)
             after = tx
         except BaseException as exc:
+            error: BaseException = exc
             if isinstance(exc, self._driver_errors):
                 self._discard()
+                error = _as_busy(exc) or exc
             else:
                 with contextlib.suppress(Exception):
                     conn.rollback()
             for item in batch:
                 if item.error is None:
-                    item.error = exc
+                    item.error = error
                     item.result = None
             if not isinstance(exc, Exception):
                 raise
@@ -314,8 +345,18 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """An ORM unit of work (write transaction) that commits at the end of the block."""
-        with self._sessions.begin() as session:
+        with _busy_when_locked(), self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """An ORM session that only reads (a deferred ``BEGIN``, rolled back): it never waits for the
+        write lock, which another process may hold."""
+        with _busy_when_locked(), self._read_sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     # -- migrations ------------------------------------------------------------
 

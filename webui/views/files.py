@@ -23,7 +23,17 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from server.accounts import LOCALES
 from server.drive import Drive, Located
-from server.errors import AlreadyExists, BadRequest, Busy, Conflict, MedDAVError, NotFound, PolicyDenied, QuotaExceeded
+from server.errors import (
+    AlreadyExists,
+    BadRequest,
+    Busy,
+    Conflict,
+    MedDAVError,
+    NotFound,
+    PolicyDenied,
+    QuotaExceeded,
+    StorageFull,
+)
 from server.policy import SHARE_MODES, Action
 from server.sharing import KIND_COLLEAGUE
 from server.tree import free_name, validate_name
@@ -217,7 +227,7 @@ def upload(path: str) -> BaseResponse:
     except PolicyDenied:
         _audit("file.write", "denied", 403, folder.entry.id)
         return refused(403, _("You may not add files here."))
-    except QuotaExceeded:
+    except (QuotaExceeded, StorageFull):
         _audit("file.write", "failed", 507, folder.entry.id)
         return refused(507, _("There is no room left for this file."))
     except Busy:

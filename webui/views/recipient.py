@@ -51,7 +51,7 @@ from flask_babel import gettext as _  # type: ignore[import-untyped]
 from werkzeug.wrappers import Response as BaseResponse
 
 from server.auth import Throttled
-from server.errors import Busy, MedDAVError, NotFound, PolicyDenied, QuotaExceeded
+from server.errors import Busy, MedDAVError, NotFound, PolicyDenied, QuotaExceeded, StorageFull
 from server.policy import Action
 from server.sharing import ShareInfo
 from server.sharing.browse import ShareBrowser
@@ -352,6 +352,9 @@ def upload(token: str, path: str) -> BaseResponse:
     except QuotaExceeded:
         record("share.upload", "failed", status=507, node_id=folder.id, detail="quota", **_actor(share))
         return refused(507, _("There is no room left for this file in the space of the person who shared it."))
+    except StorageFull:
+        record("share.upload", "failed", status=507, node_id=folder.id, detail="storage full", **_actor(share))
+        return refused(507, _("The server has no room left for this file. Please tell the person who shared it."))
     except Busy:
         return refused(503, _("The server is busy. Please try again in a few seconds."))
     except MedDAVError:  # more or less data than announced
