@@ -773,6 +773,14 @@ class Shares:
 
     # -- reading --------------------------------------------------------------------------------
 
+    def administered(self, actor: Principal, share_id: int) -> ShareInfo:
+        """The share, when the policy lets ``actor`` administer it (its maker: to see its details); NotFound
+        otherwise, as for a share that does not exist."""
+        share = self.get(share_id)
+        if not policy.allows(actor, share.grant(), Action.ADMINISTER):
+            raise NotFound("no such share")
+        return share
+
     def get(self, share_id: int) -> ShareInfo:
         with self.db.read() as tx:
             row = tx.one(_BY_ID, id=share_id)

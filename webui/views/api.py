@@ -157,10 +157,7 @@ def _share_json(share: ShareInfo, *, recipient: str | None = None, note: str | N
 
 
 def _mine(user: UserInfo, share_id: int) -> ShareInfo:
-    share = instance().shares.get(share_id)
-    if share.owner_id != user.id:  # the list and the details are the maker's
-        raise NotFound("no such share")
-    return share
+    return instance().shares.administered(user.principal(), share_id)  # the details are the maker's
 
 
 @blueprint.get("/shares")

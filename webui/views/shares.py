@@ -90,10 +90,7 @@ def overview() -> str:
 
 
 def _mine(share_id: int) -> ShareInfo:
-    share = instance().shares.get(share_id)
-    if share.owner_id != _user().id:
-        raise NotFound("no such share")
-    return share
+    return instance().shares.administered(_user().principal(), share_id)
 
 
 @blueprint.get("/<int:share_id>")
