@@ -50,6 +50,10 @@ data and checks every cell):
   made it; whoever may share its node may also end it (the caller asks both),
   and so may the :class:`Operator` at the command line.  A share stops
   working while its maker's account is disabled.
+- **Accounts** (the subject :class:`Account`: changing a user's role, quota,
+  second factor, disabling it): instance admins administer every account;
+  organisation admins the accounts of their organisation, except an
+  instance admin's.
 - A disabled principal may do nothing.
 
 Roles are capabilities, not a hierarchy of trust: a future "support admin"
@@ -72,6 +76,7 @@ __all__ = [
     "ROLE_MEMBER",
     "ROLE_ORG_ADMIN",
     "SHARE_MODES",
+    "Account",
     "Action",
     "AnyPrincipal",
     "IdentifiedNode",
@@ -141,6 +146,15 @@ class Organisation:
     """An organisation as the subject of a question (administering its accounts)."""
 
     org_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user's account as the subject of an administrator's change."""
+
+    user_id: int
+    org_id: int
+    role: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +253,7 @@ class Operator:
 
 
 AnyPrincipal = Principal | PluginPrincipal | SharePrincipal | Operator
-Subject = Node | Organisation | InstanceSubject | Shared | ShareGrant
+Subject = Node | Organisation | Account | InstanceSubject | Shared | ShareGrant
 
 _PRIVATE_OWNER = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE, _A.SHARE})
 _CONTENT = frozenset({_A.LIST, _A.READ, _A.CREATE, _A.WRITE, _A.DELETE})
@@ -327,9 +341,17 @@ def _actions(principal: AnyPrincipal, subject: Subject) -> frozenset[Action]:
     if isinstance(principal, SharePrincipal):
         return frozenset()  # a link opens its share, nothing else
     if isinstance(principal, PluginPrincipal):
-        return _plugin_actions(principal, target)
+        return frozenset() if isinstance(target, Account) else _plugin_actions(principal, target)
     if isinstance(target, InstanceSubject):
         return frozenset({_A.LIST, _A.ADMINISTER}) if principal.role == ROLE_INSTANCE_ADMIN else frozenset()
+    if isinstance(target, Account):
+        if principal.role == ROLE_INSTANCE_ADMIN or (
+            principal.role == ROLE_ORG_ADMIN
+            and target.org_id == principal.org_id
+            and target.role != ROLE_INSTANCE_ADMIN
+        ):
+            return frozenset({_A.ADMINISTER})
+        return frozenset()
     if isinstance(target, Organisation):
         if principal.role == ROLE_INSTANCE_ADMIN or (
             principal.role == ROLE_ORG_ADMIN and target.org_id == principal.org_id

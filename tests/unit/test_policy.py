@@ -26,6 +26,7 @@ from server.policy import (
     ROLE_MEMBER,
     ROLE_ORG_ADMIN,
     ROLES,
+    Account,
     Action,
     Operator,
     Organisation,
@@ -224,6 +225,18 @@ def test_organisation_administration(principal: Principal, org_id: int) -> None:
     assert granted == ({Action.LIST, Action.ADMINISTER} if may else set())
 
 
+@given(principals, st.integers(1, 3), st.sampled_from(ROLES), st.integers(1, 5))
+def test_account_administration(principal: Principal, org_id: int, role: str, user_id: int) -> None:
+    """Instance admins change every account; organisation admins those of their organisation but an instance
+    admin's; nobody else any."""
+    granted = {action for action in Action if allows(principal, Account(user_id, org_id, role), action)}
+    may = not principal.disabled and (
+        principal.role == ROLE_INSTANCE_ADMIN
+        or (principal.role == ROLE_ORG_ADMIN and principal.org_id == org_id and role != ROLE_INSTANCE_ADMIN)
+    )
+    assert granted == ({Action.ADMINISTER} if may else set())
+
+
 plugins = st.builds(
     PluginPrincipal,
     plugin=st.just("p"),
@@ -233,7 +246,15 @@ plugins = st.builds(
 )
 
 
-@given(plugins, st.one_of(nodes, st.builds(Organisation, st.integers(1, 3)), st.just(INSTANCE)))
+@given(
+    plugins,
+    st.one_of(
+        nodes,
+        st.builds(Organisation, st.integers(1, 3)),
+        st.builds(Account, st.integers(1, 3), st.integers(1, 3), st.sampled_from(ROLES)),
+        st.just(INSTANCE),
+    ),
+)
 def test_plugins_act_only_where_granted(principal: PluginPrincipal, subject: object) -> None:
     granted = {action for action in Action if allows(principal, subject, action)}  # type: ignore[arg-type]
     # Never share, delete or administer; nothing on the instance; nothing outside the organisations granted.

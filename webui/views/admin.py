@@ -37,7 +37,16 @@ from server import policy
 from server.accounts import LOCALES, OrganisationInfo, UserInfo
 from server.errors import AlreadyExists, BadRequest, NotFound
 from server.mail import MailError
-from server.policy import ROLE_INSTANCE_ADMIN, ROLE_MEMBER, ROLE_ORG_ADMIN, ROLES, Action, Organisation, Principal
+from server.policy import (
+    ROLE_INSTANCE_ADMIN,
+    ROLE_MEMBER,
+    ROLE_ORG_ADMIN,
+    ROLES,
+    Account,
+    Action,
+    Organisation,
+    Principal,
+)
 from webui import i18n, sessions
 from webui.context import instance, record, send_mail_later
 from webui.sessions import WebSession, login_required
@@ -290,8 +299,9 @@ def _member_page(org: OrganisationInfo, user: UserInfo, status: int = 200, **con
 
 
 def _refusal(actor: UserInfo, target: UserInfo, change: str) -> str | None:
-    """Why ``actor`` may not make this ``change`` to ``target`` (None: they may), beyond the policy."""
-    if target.role == ROLE_INSTANCE_ADMIN and actor.role != ROLE_INSTANCE_ADMIN:
+    """Why ``actor`` may not make this ``change`` to ``target`` (None: they may): the policy's answer on the
+    account, then the rule that keeps an administrator from locking themselves out."""
+    if not policy.allows(actor.principal(), Account(target.id, target.org_id, target.role), Action.ADMINISTER):
         return str(_("Only an instance administrator may change an instance administrator's account."))
     if target.id == actor.id and change in ("role", "disable", "reset_2fa"):
         return str(_("You cannot do this to your own account: ask another administrator."))
