@@ -452,7 +452,8 @@ class _Resource:
                 url=self.get_ref_url(),
                 depth="infinity",
                 token_list=self._token_list(),
-                principal=self.environ["wsgidav.user_name"],
+                # wsgidav's request server names the user "wsgidav.user_name"; a native DELETE never meets it.
+                principal=self.environ.get("wsgidav.user_name") or self.environ.get("wsgidav.auth.user_name", ""),
             )
 
     def _drop_locks(self, ref_url: str) -> None:

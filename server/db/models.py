@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -239,12 +240,14 @@ class AuditRecord(Base):
     """
 
     __tablename__ = "audit_log"
+    #: A principal's latest rows (a link's visits), newest first, without walking its organisation's.
+    __table_args__ = (Index("ix_audit_log_principal_org_id", "principal", "org_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[float] = mapped_column(Float, index=True)
     org_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    principal: Mapped[str] = mapped_column(String(160), index=True)
+    principal: Mapped[str] = mapped_column(String(160))
     address: Mapped[str] = mapped_column(String(64))
     surface: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(40))
@@ -389,7 +392,7 @@ class Share(Base):
     downloads: Mapped[int] = mapped_column(Integer, default=0)
     uploads: Mapped[int] = mapped_column(Integer, default=0)
     networks: Mapped[str | None] = mapped_column(String(1000), nullable=True)
-    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)  # the expiry sweep
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_access_at: Mapped[float | None] = mapped_column(Float, nullable=True)
