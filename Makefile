@@ -7,12 +7,15 @@ DATA_DIR ?= var
 # clients, and headless Chromium with its WebDriver for the web pages.
 CLIENTS := litmus:litmus rclone:rclone cadaver:cadaver chromium:chromium chromedriver:chromium-driver
 
-.PHONY: run test install test-install clients lint typecheck pytest bench conf clean help
+.PHONY: run test install test-install clients lint typecheck pytest bench bench-scale soak fuzz conf clean help
 
 help:
 	@echo "make run    create .venv, install, initialise ./$(DATA_DIR) if needed, serve on 127.0.0.1:8080"
 	@echo "make test   install test dependencies and clients, lint, type-check, run the test suite"
 	@echo "make bench  compare MedDAV with plain wsgidav on loopback (see bench/README.md)"
+	@echo "make bench-scale  latency of PROPFIND, path resolution and share checks at 1k, 10k and 100k files"
+	@echo "make soak   10 minutes of mixed WebDAV, rclone and recipient-page traffic: errors, RSS and descriptors"
+	@echo "make fuzz   the fuzzing of tests/security/test_fuzz.py, long (see docs/security.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +70,12 @@ test: lint typecheck pytest
 
 bench: test-install
 	$(BIN)/python bench/run.py
+
+bench-scale: test-install
+	$(BIN)/python bench/scale.py --json bench/results/$$(date +%F)-scale.json
+
+soak: test-install clients
+	$(BIN)/python bench/soak.py --json bench/results/$$(date +%F)-soak.json
 
 # Regenerate the example configuration from the schema.
 conf: install
