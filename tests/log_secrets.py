@@ -3,7 +3,7 @@ file name in any log line any server of the suite wrote.
 
 :func:`start` sends every log record of this process (the servers tests start in threads) to one file,
 at DEBUG for MedDAV's own loggers and with the libraries held at WARNING, as ``meddav serve`` does
-(``server.log.setup_logging``).  :func:`scan` reads that file and every ``*.log`` the suite's child
+(``server.log.setup_logging``).  :func:`scan` reads that file and every ``serve.log`` the suite's child
 servers wrote under pytest's base temporary directory, and looks for:
 
 - the passwords the test modules use (their module-level ``*PASSWORD*`` strings);
@@ -114,8 +114,10 @@ def instance_names(base: Path) -> tuple[set[str], int]:
 
 
 def log_files(suite_log: Path, base: Path) -> Iterator[Path]:
+    """The suite's own log and every ``serve.log`` of a child server (``server.testing.ServerProcess``); not
+    the clients' (litmus's ``debug.log`` holds the requests it sent, paths and all, as a client may)."""
     yield suite_log
-    yield from sorted(base.rglob("*.log"))
+    yield from sorted(base.rglob("serve.log"))
 
 
 def scan(files: Iterable[Path], passwords: set[str], names: set[str]) -> tuple[list[Leak], int]:
