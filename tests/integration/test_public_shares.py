@@ -362,3 +362,24 @@ def test_a_link_with_a_download_limit_is_used_up_by_whole_files_not_by_ranges(sh
         assert dav.get("irm.pdf").status_code == 404  # used up: a dead link like any other
         assert propfind(dav).status_code == 404
     assert shares.get(s.share_id).downloads == 2
+
+
+def test_a_share_id_is_never_given_again(
+    make_test_instance: Callable[..., TestInstance], start_server: Callable[[TestInstance], LiveServer]
+) -> None:
+    """A share goes with its node; the next share must not take its id, which names it to the throttle, the
+    cache of verified passwords, its mail jobs, its recipients' sessions and the audit log."""
+    server = start_server(make_test_instance())
+    inst = server.instance
+    alice = inst.accounts.create_user("alice", TEST_PASSWORD)
+    root = inst.tree.get(alice.root_id)
+    first_folder = inst.tree.mkdir(root, "Premier")
+    first = inst.shares.create(alice.principal(), first_folder, email="a@example.org", password=PASSWORD)
+    with httpx.Client(base_url=f"{server.url}/public/{first.token}/", auth=("x", PASSWORD), timeout=30) as old:
+        assert propfind(old).status_code == 207  # its password verified, and remembered
+    inst.tree.delete(first_folder)  # the share goes with it
+    second = inst.shares.create(alice.principal(), inst.tree.mkdir(root, "Second"), email="b@example.org",
+                                password="Un autre mot de passe 2026")  # fmt: skip
+    assert second.info.id != first.info.id
+    with httpx.Client(base_url=f"{server.url}/public/{second.token}/", auth=("x", PASSWORD), timeout=30) as new:
+        assert propfind(new).status_code == 401  # not the first link's password
