@@ -15,7 +15,7 @@ help:
 	@echo "make bench  compare MedDAV with plain wsgidav on loopback (see bench/README.md)"
 	@echo "make bench-scale  latency of PROPFIND, path resolution and share checks at 1k, 10k and 100k files"
 	@echo "make soak   10 minutes of mixed WebDAV, rclone and recipient-page traffic: errors, RSS and descriptors"
-	@echo "make fuzz   the fuzzing of tests/security/test_fuzz.py, long (see docs/security.md)"
+	@echo "make fuzz   the fuzzing and the model-based test of tests/security, long, new examples each run"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,14 @@ bench-scale: test-install
 
 soak: test-install clients
 	$(BIN)/python bench/soak.py --json bench/results/$$(date +%F)-soak.json
+
+# The fuzzing and the model-based test of tests/security, long and with new examples at each run
+# (make test runs them bounded and derandomized). FUZZ_EXAMPLES and MODEL_EXAMPLES set the lengths.
+FUZZ_EXAMPLES ?= 20000
+MODEL_EXAMPLES ?= 1000
+fuzz: test-install
+	MEDDAV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MEDDAV_MODEL_EXAMPLES=$(MODEL_EXAMPLES) \
+	  $(BIN)/pytest -p no:cacheprovider --timeout=0 tests/security/test_fuzz.py tests/security/test_model.py
 
 # Regenerate the example configuration from the schema.
 conf: install

@@ -11,7 +11,7 @@ exactly these tables.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -376,7 +376,7 @@ class Share(Base):
     __tablename__ = "shares"
     #: A share's id is never given again (SQLite would reuse the highest after its row went with its node):
     #: the throttle, the verified-password cache, job keys, sessions and the audit name a link by it.
-    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it from the class
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
