@@ -308,6 +308,16 @@ class Entry:
         return self.group_id is not None and self.parent_id is None
 
 
+def _sealed_lookup(key: OrgKey, name: str, parent_id: int) -> bytes | None:
+    """The sealed lookup form of ``name`` in folder ``parent_id``, or None for a name no stored one can
+    equal: a lone surrogate, which no UTF-8 holds (a path comes in as UTF-8; a caller in process may pass
+    anything, and validate_name refuses such names before anything is stored)."""
+    try:
+        return seal_lookup_name(key, name, parent_id)
+    except UnicodeEncodeError:
+        return None
+
+
 class Tree:
     """Operations on the file tree of every user."""
 
@@ -406,7 +416,10 @@ class Tree:
         """The member ``name`` of folder ``parent_id`` (of organisation ``org_id``), by NFC form."""
         _, key = self.org_key(c, org_id)
         lookup = lookup_form(name)
-        row = c.one(_BY_NAME, parent_id=parent_id, sealed=seal_lookup_name(key, lookup, parent_id))
+        sealed = _sealed_lookup(key, lookup, parent_id)
+        if sealed is None:
+            return None
+        row = c.one(_BY_NAME, parent_id=parent_id, sealed=sealed)
         return self._entry(c, row, lookup_name=lookup) if row is not None else None
 
     def get(self, node_id: int) -> Entry:
@@ -1021,10 +1034,8 @@ class Tree:
         """The root of the organisation's group folder called ``name`` (NFC lookup), or None."""
         with self.db.read() as c:
             _, key = self.org_key(c, org_id)
-            lookup = lookup_form(name)
-            root_id = c.scalar(
-                _GROUP_BY_NAME, org_id=org_id, sealed=seal_lookup_name(key, lookup, _group_parent(org_id))
-            )
+            sealed = _sealed_lookup(key, lookup_form(name), _group_parent(org_id))
+            root_id = c.scalar(_GROUP_BY_NAME, org_id=org_id, sealed=sealed) if sealed is not None else None
             return self._get(c, root_id) if root_id is not None else None
 
     def set_group_folder(
