@@ -79,11 +79,13 @@ soak: test-install clients
 
 # The fuzzing and the model-based test of tests/security, long and with new examples at each run
 # (make test runs them bounded and derandomized). FUZZ_EXAMPLES and MODEL_EXAMPLES set the lengths.
-FUZZ_EXAMPLES ?= 20000
-MODEL_EXAMPLES ?= 1000
+# About half an hour with these numbers.
+FUZZ_EXAMPLES ?= 10000
+MODEL_EXAMPLES ?= 300
 fuzz: test-install
-	MEDDAV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MEDDAV_MODEL_EXAMPLES=$(MODEL_EXAMPLES) \
-	  $(BIN)/pytest -p no:cacheprovider --timeout=0 tests/security/test_fuzz.py tests/security/test_model.py
+	MEDDAV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider --timeout=0 tests/security/test_fuzz.py
+	MEDDAV_MODEL_EXAMPLES=$(MODEL_EXAMPLES) MEDDAV_MODEL_STEPS=60 \
+	  $(BIN)/pytest -p no:cacheprovider --timeout=0 tests/security/test_model.py
 
 # Regenerate the example configuration from the schema.
 conf: install

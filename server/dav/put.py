@@ -54,12 +54,12 @@ class FilePut(BaseMiddleware):
         resource = provider.get_resource_inst(path, environ)
         if resource is not None and not isinstance(resource, FileResource):
             raise DAVError(HTTP_METHOD_NOT_ALLOWED, "cannot PUT to a collection")
-        parent_path = util.get_uri_parent(path)
-        parent = provider.get_resource_inst(parent_path, environ) if parent_path else None
-        if not isinstance(parent, FolderResource):
-            raise DAVError(HTTP_CONFLICT, "PUT parent must be a collection")
         created = resource is None
-        if resource is None:
+        if resource is None:  # a new file needs its folder; an existing one may have none to show (a shared file)
+            parent_path = util.get_uri_parent(path)
+            parent = provider.get_resource_inst(parent_path, environ) if parent_path else None
+            if not isinstance(parent, FolderResource):
+                raise DAVError(HTTP_CONFLICT, "PUT parent must be a collection")
             new = parent.create_empty_resource(util.get_uri_name(path))
             assert isinstance(new, FileResource)
             resource = new
