@@ -128,7 +128,19 @@ def _propname_as_wsgidav_expects(environ: dict[str, Any]) -> None:
     environ["CONTENT_LENGTH"] = str(len(body))
 
 
-# -- COPY / MOVE -------------------------------------------------------------------
+# -- LOCK, PROPPATCH: the answer held until what it reports is stored ----------------
+
+
+def _held(default_handler: Any, environ: dict[str, Any]) -> tuple[list[bytes], list[Any]]:
+    """wsgidav's answer to the request, its body and its ``start_response`` arguments, not sent yet: for what
+    must be done before the client hears of it (wsgidav returns its bodies whole, it never writes)."""
+    answer: list[Any] = []
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        answer[:] = [status, headers, exc_info]
+        return lambda data: None
+
+    return list(default_handler(environ, start)), answer
 
 
 def _lock_then_create(
@@ -136,14 +148,8 @@ def _lock_then_create(
 ) -> Iterable[bytes]:
     """wsgidav's LOCK; for an unmapped URL, the empty file made once the lock is taken (wsgidav would make it
     first, and leave it behind when the lock is refused).  Should making it fail, the lock goes too."""
-    answer: list[Any] = []
-
-    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        answer[:] = [status, headers, exc_info]
-        return lambda data: None  # wsgidav returns its body, it never writes
-
     try:
-        body = list(default_handler(environ, start))
+        body, answer = _held(default_handler, environ)
         created = environ.pop(LOCK_NULL, None)
         if created is not None and answer[0].startswith("201"):
             try:
@@ -163,14 +169,8 @@ def _proppatch_at_once(environ: dict[str, Any], start_response: Any, default_han
     its 207 goes out: all or none of them, even through a crash or a database that fails half-way."""
     pending: list[tuple[Any, PropertyChange]] = []
     environ[PROPPATCH_PENDING] = pending
-    answer: list[Any] = []
-
-    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        answer[:] = [status, headers, exc_info]
-        return lambda data: None  # wsgidav returns its body, it never writes
-
     try:
-        body = list(default_handler(environ, start))
+        body, answer = _held(default_handler, environ)
     finally:
         del environ[PROPPATCH_PENDING]
     if pending:
@@ -178,6 +178,9 @@ def _proppatch_at_once(environ: dict[str, Any], start_response: Any, default_han
         resource.store_properties([change for _, change in pending])  # a DAVError here: nothing was stored
     start_response(*answer)
     return body
+
+
+# -- COPY / MOVE -------------------------------------------------------------------
 
 
 def _created_when_new(environ: dict[str, Any], start_response: Any, default_handler: Any) -> Iterable[bytes]:
