@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -118,3 +121,17 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+def meddav(*args: str, stdin: str | None = None, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``meddav`` command line (``--config config`` first when given) to its end, whatever
+    ``MEDDAV_CONFIG`` the caller's environment holds."""
+    prefix = ["--config", str(config)] if config else []
+    return subprocess.run(
+        [sys.executable, "-m", "server", *prefix, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "MEDDAV_CONFIG"},
+    )

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import ssl
 import stat
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -20,20 +17,7 @@ from server.auth import RECHECK_SECONDS
 from server.config import load_settings, render_example, settings_from_dict
 from server.httpd import insecure_settings
 from server.testing import LiveServer, ServerProcess, TestInstance
-from tests.helpers import self_signed
-
-
-def meddav(*args: str, stdin: str | None = None, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    prefix = ["--config", str(config)] if config else []
-    return subprocess.run(
-        [sys.executable, "-m", "server", *prefix, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if k != "MEDDAV_CONFIG"},
-    )
-
+from tests.helpers import meddav, self_signed
 
 # -- init --------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,22 +29,11 @@ from server.config import load_settings, toml_value
 from server.crypto import MasterKey
 from server.instance import open_instance
 from server.testing import FAST_ARGON2
+from tests.helpers import meddav
 
 ADMIN_PASSWORD = "the admin's long pass phrase"
 SMTP_PASSWORD = "Sup3r-Secret-SMTP-Pa55"  # must never be printed
 DATABASE_PASSWORD = "Db-Pa55-never-shown"  # must never be printed
-
-
-def meddav(*args: str, stdin: str | None = None, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    prefix = ["--config", str(config)] if config else []
-    return subprocess.run(
-        [sys.executable, "-m", "server", *prefix, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if k != "MEDDAV_CONFIG"},
-    )
 
 
 @dataclass(frozen=True)
