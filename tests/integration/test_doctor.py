@@ -20,16 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from server.config import load_settings, toml_value
 from server.crypto import MasterKey
 from server.instance import open_instance
 from server.testing import FAST_ARGON2
-from tests.helpers import meddav
+from tests.helpers import meddav, self_signed
 
 ADMIN_PASSWORD = "the admin's long pass phrase"
 SMTP_PASSWORD = "Sup3r-Secret-SMTP-Pa55"  # must never be printed
@@ -123,35 +119,6 @@ def inst(template: Path, tmp_path: Path) -> Inst:
     """A copy of a freshly initialised instance (modes kept), for one test to break."""
     shutil.copytree(template, tmp_path / "instance", symlinks=True)
     return Inst.at(tmp_path / "instance")
-
-
-def certificate(
-    directory: Path,
-    *,
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-    passphrase: bytes | None = None,
-) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and its key (mode 0600), written into ``directory``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    encryption = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
-    return cert_path, key_path
 
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -299,7 +266,7 @@ def test_init_closes_an_existing_open_directory_and_the_doctor_sees_one_opened_l
 
 
 def test_an_expired_certificate_is_a_problem(inst: Inst) -> None:
-    cert, key = certificate(inst.root, not_before=NOW - dt.timedelta(days=90), not_after=NOW - dt.timedelta(days=2))
+    cert, key = self_signed(inst.root, not_before=NOW - dt.timedelta(days=90), not_after=NOW - dt.timedelta(days=2))
     inst.configure(server={"tls_cert": str(cert), "tls_key": str(key)})
     found = inst.doctor()
     assert found.status == 1
@@ -311,7 +278,7 @@ def test_an_expired_certificate_is_a_problem(inst: Inst) -> None:
 def test_a_valid_certificate_with_a_private_key_is_ok(inst: Inst) -> None:
     # 2051: past 2049, X.509 writes dates as GeneralizedTime instead of UTCTime.
     until = dt.datetime(2051, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
-    cert, key = certificate(inst.root, not_before=NOW - dt.timedelta(days=1), not_after=until)
+    cert, key = self_signed(inst.root, not_before=NOW - dt.timedelta(days=1), not_after=until)
     inst.configure(server={"tls_cert": str(cert), "tls_key": str(key)})
     found = inst.doctor()
     assert found.status == 0, found.result.stdout
@@ -322,7 +289,7 @@ def test_a_valid_certificate_with_a_private_key_is_ok(inst: Inst) -> None:
 
 def test_a_certificate_expiring_soon_is_a_warning(inst: Inst) -> None:
     until = NOW + dt.timedelta(days=10, hours=1)
-    cert, key = certificate(inst.root, not_before=NOW - dt.timedelta(days=80), not_after=until)
+    cert, key = self_signed(inst.root, not_before=NOW - dt.timedelta(days=80), not_after=until)
     inst.configure(server={"tls_cert": str(cert), "tls_key": str(key)})
     found = inst.doctor()
     assert found.status == 0
@@ -331,7 +298,7 @@ def test_a_certificate_expiring_soon_is_a_warning(inst: Inst) -> None:
 
 
 def test_a_tls_key_others_can_read_is_a_problem(inst: Inst) -> None:
-    cert, key = certificate(inst.root, not_before=NOW, not_after=NOW + dt.timedelta(days=90))
+    cert, key = self_signed(inst.root, not_before=NOW, not_after=NOW + dt.timedelta(days=90))
     key.chmod(0o644)
     inst.configure(server={"tls_cert": str(cert), "tls_key": str(key)})
     found = inst.doctor()
@@ -342,14 +309,14 @@ def test_a_tls_key_others_can_read_is_a_problem(inst: Inst) -> None:
 def test_a_key_that_is_not_the_certificates_or_needs_a_passphrase_is_a_problem(inst: Inst) -> None:
     (inst.root / "a").mkdir()
     (inst.root / "b").mkdir()
-    cert, _ = certificate(inst.root / "a", not_before=NOW, not_after=NOW + dt.timedelta(days=90))
-    _, other_key = certificate(inst.root / "b", not_before=NOW, not_after=NOW + dt.timedelta(days=90))
+    cert, _ = self_signed(inst.root / "a", not_before=NOW, not_after=NOW + dt.timedelta(days=90))
+    _, other_key = self_signed(inst.root / "b", not_before=NOW, not_after=NOW + dt.timedelta(days=90))
     inst.configure(server={"tls_cert": str(cert), "tls_key": str(other_key)})
     found = inst.doctor()
     assert found.status == 1
     found.problem("tls", "cannot be used together", "KEY_VALUES_MISMATCH")
 
-    cert, key = certificate(
+    cert, key = self_signed(
         inst.root, not_before=NOW, not_after=NOW + dt.timedelta(days=90), passphrase=b"a passphrase"
     )
     inst.configure(server={"tls_cert": str(cert), "tls_key": str(key)})
