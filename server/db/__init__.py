@@ -9,11 +9,14 @@ Every unit of work is a short transaction taken from :class:`Database`:
   per statement here, against ~54 µs and ~40 µs through a Core
   ``Connection`` and ~220 µs for an ORM query.
 - ``db.session()`` gives an ORM session for the rare administrative work where
-  clarity matters more than microseconds.
+  clarity matters more than microseconds; ``db.read_session()`` one that only
+  reads, and so never waits for the write lock.
 - A write transaction on SQLite starts with ``BEGIN IMMEDIATE``, so the write
   lock is taken up front and waited for (``busy_timeout``) instead of failing
   with "database is locked" when a read transaction tries to upgrade after
-  another writer committed.
+  another writer committed.  Locked for longer (another process holds it),
+  every unit of work raises :class:`~server.errors.Busy`: a 503 with
+  Retry-After on every surface, nothing done.
 
 SQLite runs in WAL mode (readers never block the writer) with foreign keys
 enforced.  No transaction is held while a request body or a file is being
