@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import pytest
 from server.testing import LiveServer, TestInstance
 from tests.helpers import basic, raw_request, status_of
 from tests.security.conftest import LINK_PASSWORD, PASSWORD, Clinic
-from tests.web.conftest import Web, csrf_of
+from tests.web.conftest import Web
 
 
 def head_of(clinic: Clinic, method: str, target: str, *extra: str) -> str:
@@ -66,24 +65,17 @@ def test_a_body_shorter_than_announced_is_never_committed(clinic: Clinic, unchan
         raw_request(clinic.url, head, b"x" * 40_000, timeout=5, close_after=True)
     with Web(base_url=clinic.url, timeout=30) as web, Web(base_url=clinic.url, timeout=30) as guest:
         web.login("alice", PASSWORD)
-        page = web.get("/ui/files/").text
-        target = re.search(r'data-target="([^"]+)"', page)
-        assert target is not None
-        cookies = "; ".join(f"{k}={v}" for k, v in web.cookies.items())
-        head = (
-            f"PUT {target.group(1)}?name=half.pdf HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n"
-            f"X-CSRF-Token: {csrf_of(page)}\r\nContent-Length: 100000"
-        )
-        raw_request(clinic.url, head, b"x" * 40_000, timeout=5, close_after=True)
         token = clinic.links["write"]
         assert guest.form(f"/s/{token}", data={"password": LINK_PASSWORD}).status_code == 303
-        page = guest.get(f"/s/{token}").text
-        cookies = "; ".join(f"{k}={v}" for k, v in guest.cookies.items())
-        head = (
-            f"PUT /s/{token}/put/?name=half.pdf HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n"
-            f"X-CSRF-Token: {csrf_of(page)}\r\nContent-Length: 100000"
-        )
-        raw_request(clinic.url, head, b"x" * 40_000, timeout=5, close_after=True)
+        for browser, page in ((web, "/ui/files/"), (guest, f"/s/{token}")):
+            target, headers = browser.upload_form(page)
+            cookies = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+            head = "\r\n".join(
+                [f"PUT {target}?name=half.pdf HTTP/1.1", "Host: 127.0.0.1", f"Cookie: {cookies}"]
+                + [f"{name}: {value}" for name, value in headers.items()]
+                + ["Content-Length: 100000"]
+            )
+            raw_request(clinic.url, head, b"x" * 40_000, timeout=5, close_after=True)
     time.sleep(0.5)  # the server notices the closed connections
 
 

@@ -128,13 +128,7 @@ def test_names_over_255_bytes_are_refused_on_every_surface(clinic: Clinic, uncha
         assert link.put(quote(long_name), content=b"x").status_code == 400
     with Web(base_url=clinic.url, timeout=30) as web:
         web.login("alice", PASSWORD)
-        page = web.get("/ui/files/").text
-        target = re.search(r'data-target="([^"]+)"', page)
-        assert target is not None
-        sent = web.put(
-            target.group(1), params={"name": long_name}, content=b"x", headers={"X-CSRF-Token": csrf_of(page)}
-        )
-        assert sent.status_code == 400
+        assert web.put_file("/ui/files/", long_name, b"x").status_code == 400
         made = web.form("/ui/files/", "/ui/files/mkdir", {"path": "", "name": long_name})
         assert "error=name" in made.headers["Location"]
 
@@ -197,22 +191,14 @@ def test_normalisation_and_case_in_the_owners_and_recipients_pages_and_the_api(
     assert alice.put(quote(NFC), content=b"original").status_code == 201
     with Web(base_url=clinic.url, timeout=30) as web:
         web.login("alice", PASSWORD)
-        page = web.get("/ui/files/").text
-        target = re.search(r'data-target="([^"]+)"', page)
-        assert target is not None
-        headers = {"X-CSRF-Token": csrf_of(page)}
         # The page never replaces a file: the other spelling of a name taken is given a new name...
-        sent = web.put(target.group(1), params={"name": NFD}, content=b"by the page", headers=headers)
+        sent = web.put_file("/ui/files/", NFD, b"by the page")
         assert sent.status_code == 201 and sent.json()["name"] != NFD
         assert unicodedata.normalize("NFC", sent.json()["name"]).endswith("(2).pdf")
         cleanup.append(quote(sent.json()["name"]))
         # ...and the other case of a name is a name of its own.
-        assert web.put(target.group(1), params={"name": "web-case.txt"}, content=b"a", headers=headers).json() == {
-            "name": "web-case.txt"
-        }
-        assert web.put(target.group(1), params={"name": "WEB-CASE.txt"}, content=b"b", headers=headers).json() == {
-            "name": "WEB-CASE.txt"
-        }
+        assert web.put_file("/ui/files/", "web-case.txt", b"a").json() == {"name": "web-case.txt"}
+        assert web.put_file("/ui/files/", "WEB-CASE.txt", b"b").json() == {"name": "WEB-CASE.txt"}
         # A folder under one spelling is found under the other.
         assert web.form("/ui/files/", "/ui/files/mkdir", {"path": "", "name": "Re\u0301union"}).status_code == 303
         taken = web.form("/ui/files/", "/ui/files/mkdir", {"path": "", "name": "R\u00e9union"})
@@ -223,7 +209,7 @@ def test_normalisation_and_case_in_the_owners_and_recipients_pages_and_the_api(
         )
         assert web.get(f"/ui/files/{quote(NFD)}").content == b"original"
         # The JSON API finds an item by either spelling.
-        token = csrf_of(page)
+        token = csrf_of(web.get("/ui/files/").text)
         made = web.post(
             "/api/v1/shares",
             json={"path": "/" + NFD, "email": "patient@example.org", "password": LINK_PASSWORD},
@@ -236,11 +222,7 @@ def test_normalisation_and_case_in_the_owners_and_recipients_pages_and_the_api(
     with Web(base_url=clinic.url, timeout=30) as guest:
         token = clinic.links["write"]
         assert guest.form(f"/s/{token}", data={"password": LINK_PASSWORD}).status_code == 303
-        page = guest.get(f"/s/{token}").text
-        headers = {"X-CSRF-Token": csrf_of(page)}
-        first = guest.put(f"/s/{token}/put/", params={"name": "E\u0301"}, content=b"1", headers=headers)
-        second = guest.put(f"/s/{token}/put/", params={"name": "\u00c9"}, content=b"2", headers=headers)
-        third = guest.put(f"/s/{token}/put/", params={"name": "é"}, content=b"3", headers=headers)
+        first, second, third = (guest.put_file(f"/s/{token}", name, b"1") for name in ("E\u0301", "\u00c9", "é"))
         assert first.status_code == second.status_code == third.status_code == 201
         assert second.json()["name"] == "\u00c9 (2)" and third.json()["name"] == "é"
         cleanup.append(quote("Commun/\u00c9 (2)"))

@@ -45,6 +45,18 @@ class Web(httpx.Client):
     def login(self, username: str, password: str = TEST_PASSWORD) -> httpx.Response:
         return self.form("/ui/login", data={"username": username, "password": password})
 
+    def upload_form(self, page: str) -> tuple[str, dict[str, str]]:
+        """Where the upload form of ``page`` sends files, and the headers its script adds (the CSRF token)."""
+        html = self.get(page).text
+        target = re.search(r'data-target="([^"]+)"', html)
+        assert target is not None, "no upload form on the page"
+        return target.group(1), {"X-CSRF-Token": csrf_of(html), "Content-Type": "application/octet-stream"}
+
+    def put_file(self, page: str, name: str, data: bytes) -> httpx.Response:
+        """Send a file as the upload form of ``page`` does (``webui/static/share.js``): the raw body of a PUT."""
+        target, headers = self.upload_form(page)
+        return self.put(target, params={"name": name}, content=data, headers=headers)
+
 
 @pytest.fixture
 def web_client() -> Iterator[Callable[..., Web]]:

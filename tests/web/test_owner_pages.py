@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -49,13 +48,6 @@ def run_jobs(server: LiveServer) -> None:
         pass
 
 
-def put_file(web: Web, page: str, name: str, data: bytes) -> Any:
-    html = web.get(page).text
-    target = re.search(r'data-target="([^"]+)"', html)
-    assert target is not None
-    return web.put(target.group(1), params={"name": name}, content=data, headers={"X-CSRF-Token": csrf_of(html)})
-
-
 def test_the_drive_in_the_browser(server: LiveServer, web_client: Callable[..., Web]) -> None:
     web = signed_in(server, web_client, "alice")
     root = web.get("/ui/files/")
@@ -66,7 +58,7 @@ def test_the_drive_in_the_browser(server: LiveServer, web_client: Callable[..., 
     assert got.content == b"%PDF-irm" and got.headers["Content-Disposition"].startswith("attachment")
     assert "sandbox" in got.headers["Content-Security-Policy"]
     # Upload: never over a file; a new folder, a rename, a delete.
-    assert put_file(web, f"/ui/files/{quote(FOLDER)}", "irm.pdf", b"%PDF-new").json() == {"name": "irm (2).pdf"}
+    assert web.put_file(f"/ui/files/{quote(FOLDER)}", "irm.pdf", b"%PDF-new").json() == {"name": "irm (2).pdf"}
     assert web.get(f"/ui/files/{quote(FOLDER)}/irm.pdf").content == b"%PDF-irm"
     made = web.form(f"/ui/files/{quote(FOLDER)}", "/ui/files/mkdir", {"path": FOLDER, "name": "Courriers"})
     assert made.status_code == 303
@@ -105,7 +97,7 @@ def test_sharing_with_a_colleague_from_the_dialog(server: LiveServer, web_client
     root = bob.get("/ui/files/").text
     assert FOLDER in root
     assert bob.get(f"/ui/files/{quote(FOLDER)}/irm.pdf").content == b"%PDF-irm"
-    assert put_file(bob, f"/ui/files/{quote(FOLDER)}", "bilan.txt", b"bilan").status_code == 201
+    assert bob.put_file(f"/ui/files/{quote(FOLDER)}", "bilan.txt", b"bilan").status_code == 201
     # The shared folder itself is neither renamed nor removed by the colleague, read-write or not.
     for action, data in (("rename", {"path": FOLDER, "name": "Autre nom"}), ("delete", {"path": FOLDER})):
         answer = bob.form("/ui/files/", f"/ui/files/{action}", data)
@@ -188,7 +180,7 @@ def test_drop_box_owners_get_a_digest_not_a_mail_per_file(server: LiveServer, we
         guest = web_client(server)
         assert guest.form(f"/s/{share.token}", data={"password": "Tulipe ocre 2026!"}).status_code == 303
         for name in ("a.pdf", "b.pdf", "secret-name.pdf"):
-            assert put_file(guest, f"/s/{share.token}", name, b"%PDF").status_code == 201
+            assert guest.put_file(f"/s/{share.token}", name, b"%PDF").status_code == 201
     assert inst.shares.digest() == 1
     assert inst.shares.digest() == 0  # told once
     run_jobs(server)
@@ -202,7 +194,7 @@ def test_drop_box_owners_get_a_digest_not_a_mail_per_file(server: LiveServer, we
     # More files later: the next digest tells those only.
     guest = web_client(server)
     guest.form(f"/s/{made.token}", data={"password": "Tulipe ocre 2026!"})
-    assert put_file(guest, f"/s/{made.token}", "c.pdf", b"%PDF").status_code == 201
+    assert guest.put_file(f"/s/{made.token}", "c.pdf", b"%PDF").status_code == 201
     assert inst.shares.digest() == 1
     run_jobs(server)
     assert "1 nouveau fichier" in str(mailbox.messages[-1]["Subject"])

@@ -209,11 +209,7 @@ def test_wrong_passwords_are_throttled(office: Office) -> None:
 
 
 def upload(web: Web, token: str, name: str, data: bytes, folder: str = "") -> httpx.Response:
-    page = web.get(f"/s/{token}/f/{folder}" if folder else f"/s/{token}")
-    target = re.search(r'data-target="([^"]+)"', page.text)
-    assert target is not None, "no upload form on the page"
-    headers = {"X-CSRF-Token": csrf_of(page.text), "Content-Type": "application/octet-stream"}
-    return web.put(target.group(1), params={"name": name}, content=data, headers=headers)
+    return web.put_file(f"/s/{token}/f/{folder}" if folder else f"/s/{token}", name, data)
 
 
 def test_a_read_write_recipient_adds_files_never_replacing_one(office: Office) -> None:
