@@ -45,7 +45,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from server.auth import Throttled, client_address
 from server.dav.errors import to_dav_error
-from server.dav.xmlbody import XML_METHODS, parse_xml
+from server.dav.xmlbody import PARSED_KEY, XML_METHODS, parse_xml
 from server.errors import AuthenticationFailed, Busy, DecryptionFailed
 
 if TYPE_CHECKING:
@@ -300,5 +300,7 @@ class RequestLimits(BaseMiddleware):
         else:
             return
         environ["wsgi.input"] = io.BytesIO(body)
-        if xml and body.strip() and parse_xml(body) is None:
-            raise DAVError(HTTP_BAD_REQUEST, "the body is not well-formed XML, or declares a document type")
+        if xml and body.strip():
+            environ[PARSED_KEY] = parse_xml(body)
+            if environ[PARSED_KEY] is None:
+                raise DAVError(HTTP_BAD_REQUEST, "the body is not well-formed XML, or declares a document type")

@@ -29,7 +29,7 @@ from wsgidav import util
 
 from server.dav.provider import FileResource, FolderResource, MedDAVProvider, _Resource
 from server.dav.responses import http_date
-from server.dav.xmlbody import parse_xml
+from server.dav.xmlbody import PARSED_KEY, parse_xml
 
 __all__ = ["answer_propfind"]
 
@@ -44,11 +44,11 @@ _SUPPORTED_LOCK = (
 Mode = tuple[str, list[str]]  # ("allprop" | "propname" | "prop", requested names)
 
 
-def parse_request(body: bytes) -> Mode | None:
-    """The PROPFIND mode and names, or None when wsgidav should decide."""
+def parse_request(body: bytes, parsed: Any = None) -> Mode | None:
+    """The PROPFIND mode and names, or None when wsgidav should decide; ``parsed``: the body, already parsed."""
     if not body.strip():
         return "allprop", []
-    root = parse_xml(body)
+    root = parsed if parsed is not None else parse_xml(body)
     if root is None or root.tag != "{DAV:}propfind" or len(root) != 1:
         return None
     child = root[0]
@@ -162,7 +162,7 @@ def answer_propfind(provider: MedDAVProvider, environ: dict[str, Any], start_res
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgidav.all_input_read"] = 1
-    mode = parse_request(body)
+    mode = parse_request(body, environ.get(PARSED_KEY))
     if mode is None:
         environ["wsgi.input"] = io.BytesIO(body)
         return None

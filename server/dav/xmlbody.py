@@ -14,10 +14,12 @@ from typing import Any
 
 from lxml import etree
 
-__all__ = ["XML_METHODS", "parse_xml"]
+__all__ = ["PARSED_KEY", "XML_METHODS", "parse_xml"]
 
 #: The methods whose request body is XML.
 XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "LOCK"})
+#: The request environ key of the body as parsed once checked (server.dav.middleware), for whoever reads it next.
+PARSED_KEY = "meddav.xml"
 
 
 def parse_xml(body: bytes) -> Any:
