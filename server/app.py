@@ -124,14 +124,18 @@ class _LoggedResponse:
             if close is not None:
                 close()
         finally:
-            if self.foreground is not None:  # the answer went out: the job workers may go on
-                self.foreground.end()
-                self.foreground = None
-            if self.enabled:
-                self._log()
-            if self.audit is not None:
-                status = int(self.state["status"])
-                self.audit(self.environ, status if status >= 100 else 500)  # no status: the server answers 500
+            try:
+                if self.enabled:
+                    self._log()
+                if self.audit is not None:
+                    status = int(self.state["status"])
+                    self.audit(self.environ, status if status >= 100 else 500)  # no status: the server answers 500
+            finally:
+                # The answer went out and its audit event is queued: the job workers may go on, and
+                # Instance.flush_audit's wait for requests in flight ends with this one recorded.
+                if self.foreground is not None:
+                    self.foreground.end()
+                    self.foreground = None
 
     def _log(self) -> None:
         environ = self.environ

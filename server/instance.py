@@ -122,6 +122,16 @@ class Instance:
         core = {EVENT_JOB: deliver, NOTIFY_JOB: notify, MAIL_JOB: send_mail, SHARES_SWEEP: sweep, DIGEST_JOB: digest}
         return {**core, **self.plugins.job_handlers()}
 
+    def flush_audit(self, timeout: float = 10.0) -> bool:
+        """Wait until every request answered so far is in the audit log; False if ``timeout`` ended first.
+
+        A request's audit event is recorded when the server closes its answer, which may be just after
+        the client read it: this waits for the requests in flight, then for the audit log's writer."""
+        deadline = time.monotonic() + timeout
+        if not self.foreground.wait_idle(timeout):
+            return False
+        return self.audit.flush(max(0.0, deadline - time.monotonic()))
+
     def start_plugins(self) -> None:
         """Give each plugin its facade on this instance, then call their ``meddav_startup``."""
         for facade in self.plugins.facades.values():

@@ -89,18 +89,25 @@ class Foreground:
 
     def __init__(self) -> None:
         self._count = 0
-        self._lock = threading.Lock()
+        self._idle = threading.Condition()
 
     def begin(self) -> None:
-        with self._lock:
+        with self._idle:
             self._count += 1
 
     def end(self) -> None:
-        with self._lock:
+        with self._idle:
             self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
 
     def busy(self) -> bool:
         return self._count > 0
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no request is in flight; False if ``timeout`` ended first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
 
 
 class WorkerPool:

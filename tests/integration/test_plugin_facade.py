@@ -209,7 +209,7 @@ def blob_files(instance: Instance) -> set[Path]:
 
 def plugin_audit(instance: Instance, after: int = 0) -> list[Any]:
     """The audit rows of surface ``plugin`` after row id ``after``, in order."""
-    assert instance.audit.flush(10)
+    assert instance.flush_audit()
     with instance.db.read() as tx:
         return tx.all(select(audit_t).where(audit_t.c.surface == "plugin", audit_t.c.id > after).order_by(audit_t.c.id))
 

@@ -14,7 +14,7 @@ from server.testing import LiveServer, TestInstance
 
 
 def rows(server: LiveServer) -> list[tuple[str, str, str, int | None, int | None, int | None]]:
-    assert server.instance.audit.flush(10)
+    assert server.instance.flush_audit()
     with server.instance.db.read() as c:
         found = c.all(
             select(
@@ -67,7 +67,7 @@ def test_audit_verify_from_the_command_line(
     live_server: LiveServer, dav: httpx.Client, instance_dir: TestInstance
 ) -> None:
     assert dav.put("a.pdf", content=b"x").status_code == 201
-    assert live_server.instance.audit.flush(10)
+    assert live_server.instance.flush_audit()
     result = subprocess.run(
         [sys.executable, "-m", "server", "--config", str(instance_dir.config_path), "audit", "verify"],
         capture_output=True,

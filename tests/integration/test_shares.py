@@ -73,7 +73,7 @@ def world(make_test_instance: Callable[..., TestInstance]) -> Iterator[World]:
 
 
 def audit_rows(instance: Instance, action: str) -> list[Any]:
-    instance.audit.flush()
+    assert instance.flush_audit()
     with instance.db.read() as tx:
         return tx.all(
             select(audit_t.c.outcome, audit_t.c.target_id, audit_t.c.detail).where(audit_t.c.action == action)

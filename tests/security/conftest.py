@@ -16,7 +16,6 @@ refused attempts are recorded there.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,27 +66,23 @@ class Clinic:
     def audit_mark(self) -> int:
         """The id of the newest audit row: :meth:`audited_since` shows what came after."""
         inst = self.server.instance
-        inst.audit.flush()
+        assert inst.flush_audit()
         with inst.db.read() as tx:
             rows = tx.all(select(audit_t.c.id).order_by(audit_t.c.id.desc()).limit(1))
         return rows[0][0] if rows else 0
 
-    def audited_since(self, mark: int, *, expected: int = 1) -> list[Any]:
-        """Audit rows after ``mark``, once ``expected`` are there (a request is recorded as its answer closes)."""
-        inst, deadline = self.server.instance, time.monotonic() + 10
-        while True:
-            inst.audit.flush()
-            with inst.db.read() as tx:
-                rows: list[Any] = tx.all(select(audit_t).where(audit_t.c.id > mark).order_by(audit_t.c.id))
-            if len(rows) >= expected or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.02)
+    def audited_since(self, mark: int) -> list[Any]:
+        """Audit rows after ``mark``, in order."""
+        inst = self.server.instance
+        assert inst.flush_audit()
+        with inst.db.read() as tx:
+            return tx.all(select(audit_t).where(audit_t.c.id > mark).order_by(audit_t.c.id))
 
 
 def stored(server: LiveServer) -> dict[str, Any]:
     """Everything stored that a request could change: rows of the tree's tables and every blob-store file."""
     inst = server.instance
-    inst.audit.flush()
+    assert inst.flush_audit()
     snapshot: dict[str, Any] = {}
     with inst.db.read() as tx:
         for table in STORED_TABLES:

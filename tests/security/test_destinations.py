@@ -86,7 +86,7 @@ def test_into_a_read_only_share_or_over_the_shared_item(clinic: Clinic, unchange
     assert moved(bob, "COPY", "Commun", dav + "Dupont%20Jeanne", Overwrite="T") == 403
     # Another organisation's user has none of it.
     assert moved(clinic["mallory"], "COPY", "Dupont%20Jeanne/irm.pdf", dav + "irm.pdf") == 404
-    rows = clinic.audited_since(mark, expected=11)  # one row per request above
+    rows = clinic.audited_since(mark)  # one row per request above
     assert {(r.principal, r.outcome) for r in rows} >= {("bob", "denied"), ("mallory", "failed")}, rows
 
 

@@ -62,7 +62,7 @@ class Jobs:
 
     def audit(self, web: Web) -> list[tuple[str, str, str, str, str]]:
         """The ``admin.job*`` rows of the organisation's audit log (its CSV export, in chain order)."""
-        self.server.instance.audit.flush(timeout=5)
+        assert self.server.instance.flush_audit()
         export = web.get(f"/ui/admin/{self.org}/audit.csv", params={"action": "admin.job"})
         assert export.status_code == 200
         return [

@@ -72,7 +72,7 @@ def test_the_drive_in_the_browser(server: LiveServer, web_client: Callable[..., 
     assert deleted.status_code == 303
     listing = web.get(f"/ui/files/{quote(FOLDER)}").text
     assert "Courriers/" in listing and "irm-v2.pdf" not in listing and "irm.pdf" in listing
-    server.instance.audit.flush()
+    assert server.instance.flush_audit()
     with server.instance.db.read() as tx:
         actions = [r.action for r in tx.all(select(audit_t.c.action).where(audit_t.c.principal == "alice",
                                                                              audit_t.c.surface == "web"))]  # fmt: skip
@@ -135,7 +135,7 @@ def test_a_link_from_the_dialog_then_the_overview(server: LiveServer, web_client
     share_id = int(re.findall(r'data-share="(\d+)"', overview.text)[0])
     # A failed login typing "share:<id>" as a user name is no visit of the share.
     web_client(server).form("/ui/login", data={"username": f"share:{share_id}", "password": "x"})
-    server.instance.audit.flush()  # the audit log is written in the background
+    assert server.instance.flush_audit()  # the audit log is written in the background
     detail = alice.get(f"/ui/shares/{share_id}").text
     assert "auth.login" not in detail
     assert "share.download" in detail and "share.open" in detail  # the recipient's visits
