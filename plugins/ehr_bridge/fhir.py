@@ -33,7 +33,8 @@ _PIECE = 48 * 1024  # a multiple of 3: each piece encodes to base64 without padd
 
 def document_identifier(node_id: int, version_id: int, version_tag: str) -> str:
     """The identifier value of one version of one file: stable across retries, restarts and reconciliations,
-    and never given to another content (the tag changes where a row id may be reused after a delete)."""
+    and never given to another content (the tag changes where a row id was given again after a delete, as
+    SQLite did before migration 0010)."""
     return f"{node_id}.{version_id}.{version_tag}"
 
 

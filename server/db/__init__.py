@@ -368,14 +368,32 @@ class Database:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         return cfg
 
-    def upgrade(self) -> tuple[str | None, str]:
-        """Apply pending migrations; return (revision before, revision after)."""
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
+        """Apply pending migrations up to ``revision``; return (revision before, revision after).
+
+        On SQLite the migrations run with foreign keys off, checked before the commit: SQLite's way to
+        rebuild a table that others refer to (https://sqlite.org/lang_altertable.html, section 7), where
+        dropping the old table with them on would fire its ON DELETE actions."""
         before = self.revision()
         cfg = self._alembic()
-        with self._write_engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-        return before, self.head()
+        with self._write_engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection
+            if self.is_sqlite:  # outside any transaction, where SQLite ignores the pragma
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, revision)
+                    if self.is_sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise RuntimeError(f"the migration broke {len(broken)} references, e.g. {broken[0]}")
+            finally:
+                if self.is_sqlite:
+                    raw.execute("PRAGMA foreign_keys=ON")
+        after = self.revision()
+        assert after is not None
+        return before, after
 
     def revision(self) -> str | None:
         with self.engine.connect() as conn:

@@ -148,7 +148,12 @@ class Node(Base):
     who created the node (the group folder, not the creator, holds it)."""
 
     __tablename__ = "nodes"
-    __table_args__ = (UniqueConstraint("parent_id", "name", name="uq_nodes_parent_name"),)
+    #: A node's id is never given again (SQLite would give the highest to the next node once its row went):
+    #: audit rows, events, jobs and another process's folder cache name a node by it.
+    __table_args__ = (
+        UniqueConstraint("parent_id", "name", name="uq_nodes_parent_name"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
@@ -178,7 +183,11 @@ class GroupFolder(Base):
     """
 
     __tablename__ = "group_folders"
-    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_group_folders_org_name"),)
+    #: Never given again: nodes, events and quota spaces name a group folder by its id.
+    __table_args__ = (
+        UniqueConstraint("org_id", "name", name="uq_group_folders_org_name"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
@@ -196,6 +205,8 @@ class Version(Base):
     """The content of a file: a blob and its data key, wrapped by an organisation key."""
 
     __tablename__ = "versions"
+    #: Never given again either: events and the EHR bridge's jobs name a version by its id.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - SQLAlchemy reads it from the class
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     blob_id: Mapped[str] = mapped_column(String(32), unique=True)

@@ -56,8 +56,10 @@ def test_each_version_is_one_document_and_a_repeated_send_creates_none(bridged: 
     assert bridged.status()["already"] == 1
 
 
-def test_a_deleted_documents_ids_reused_by_a_new_one_still_reach_the_ehr(bridged: Bridged) -> None:
-    """SQLite gives a new row the highest id + 1: delete the newest file and the next upload gets its ids."""
+def test_a_deleted_documents_successor_reaches_the_ehr_as_a_new_document(bridged: Bridged) -> None:
+    """Delete the newest file and upload another at its path: SQLite used to give the second the first one's
+    node and version ids (the highest + 1); since migration 0010 it never does.  The identifier's version tag
+    keeps the two documents apart either way."""
     bridged.patient("Dupont Jeanne", "1850712345678")
     wrong = bridged.put("Patients/Dupont Jeanne/lettre.txt", b"the wrong letter")
     wrong_identifier = bridged.identifier("Patients/Dupont Jeanne/lettre.txt")
@@ -67,7 +69,7 @@ def test_a_deleted_documents_ids_reused_by_a_new_one_still_reach_the_ehr(bridged
     right_identifier = bridged.identifier("Patients/Dupont Jeanne/lettre.txt")
     bridged.settle()
 
-    assert right == wrong  # SQLite did reuse the node and version ids: the case this test is about
+    assert right[0] != wrong[0] and right[1] != wrong[1]  # node and version ids are never given again
     assert right_identifier != wrong_identifier
     assert bridged.ehr.attachment_bytes(right_identifier) == b"the right letter"
     assert bridged.ehr.attachment_bytes(wrong_identifier) == b"the wrong letter"
