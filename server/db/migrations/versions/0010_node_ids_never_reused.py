@@ -3,8 +3,8 @@
 SQLite gives a new row the highest id plus one, so deleting the newest file and writing another gave
 the second the first one's id: audit rows about the first then named the second, and a folder cached by
 another process (``server.tree``, for up to a second) could stand for a folder made in its place, whose
-files it would then find.  Events and the EHR bridge's jobs name versions by id, nodes and events group
-folders.
+files it would then find.  Events and the EHR bridge's jobs name versions by their ids; nodes and events
+name group folders by theirs.
 
 The tables are rebuilt (SQLite cannot add AUTOINCREMENT otherwise), with foreign keys off
 (``Database.upgrade``): dropping ``nodes`` with them on would delete every share through ON DELETE
