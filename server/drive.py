@@ -99,19 +99,25 @@ class Drive:
         if self.shares is None:
             return found
         root, org = self.principal.root_id, self.principal.org_id
+        shares = self.shares.for_recipient(self.principal.user_id)
+        # A few statements whatever the number of shares: their nodes, which of their names the root holds
+        # already, the group folders' names; only a name made free with a suffix is looked up on its own.
+        entries = self.tree.get_many(share.node_id for share in shares)
+        names = [entry.name for entry in entries.values()]
+        looked_up = {lookup_form(name) for name in names}
+        private = self.tree.names_held(root, org, names) if names else set()
+        groups = {lookup_form(group.name) for group in self.tree.group_folders(org)} if names else set()
 
         def taken(name: str) -> bool:
-            return (
-                lookup_form(name) in found
-                or bool(self.tree.resolve_below(root, org, [name]))
-                or self.tree.group_folder_named(org, name) is not None
-            )
+            lookup = lookup_form(name)
+            if lookup in found or lookup in groups or lookup in private:
+                return True
+            return lookup not in looked_up and bool(self.tree.resolve_below(root, org, [name]))
 
         owners: dict[int, str] = {}
-        for share in self.shares.for_recipient(self.principal.user_id):
-            try:
-                entry = self.tree.get(share.node_id)
-            except NotFound:  # deleted meanwhile: the share went with it
+        for share in shares:
+            entry = entries.get(share.node_id)
+            if entry is None:  # deleted meanwhile: the share went with it
                 continue
             grant = share.grant()
             if not self.allows(entry, Action.READ, grant):

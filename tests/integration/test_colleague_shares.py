@@ -15,6 +15,8 @@ import datetime as dt
 import os
 import re
 import subprocess
+import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,8 +26,10 @@ from urllib.parse import quote, unquote, urlparse
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from server.accounts import UserInfo
+from server.drive import Drive, Received
 from server.sharing import ShareInfo
 from server.testing import LiveServer, TestInstance
 from server.tree import Entry
@@ -130,6 +134,45 @@ def test_a_name_clash_shows_both_items_never_hiding_one(office: Office) -> None:
     # Named after its owner: what others share, or end, does not rename it.
     office.server.instance.shares.revoke(office.alice.principal(), second.id)
     assert set(listing(office["bob"])) == {mine, read}
+
+
+def test_the_statements_of_a_colleagues_request_do_not_grow_with_the_shares_received(office: Office) -> None:
+    """What bob received is read in a few statements, however many shares: their nodes in one, which of
+    their names his root holds in another, the group folders' names in a third.  A clash with his own items
+    or a group folder still gets the owner's name, as before."""
+    inst = office.server.instance
+    tree, alice_root = inst.tree, inst.tree.get(office.alice.root_id)
+    tree.mkdir(tree.get(office.bob.root_id), "Patient 0")  # bob's own, named like a shared one
+    tree.create_group_folder(office.alice.org_id, "Patient 1", owner_id=office.alice.id)
+    statements: list[str] = []
+
+    def counted() -> tuple[list[str], int]:
+        """The names bob's root shows for what he received, and the statements it took (in a thread of its
+        own, so its connection is a new one, traced from its start)."""
+        found: dict[str, Received] = {}
+        worker = threading.Thread(target=lambda: found.update(Drive(tree, inst.shares, office.bob.principal(),
+                                                                    time.time()).received()))  # fmt: skip
+        statements.clear()
+        worker.start()
+        worker.join()
+        return sorted(received.name for received in found.values()), len(statements)
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    for i in range(5):
+        office.share(tree.mkdir(alice_root, f"Patient {i}"))
+    event.listen(inst.db.engine, "checkout", trace)
+    try:
+        names, few = counted()
+        assert names == ["Patient 0 (alice)", "Patient 1 (alice)", "Patient 2", "Patient 3", "Patient 4"]
+        for i in range(5, 60):
+            office.share(tree.mkdir(alice_root, f"Patient {i}"))
+        names, many = counted()
+    finally:
+        event.remove(inst.db.engine, "checkout", trace)
+    assert len(names) == 60 and "Patient 59" in names and "Patient 0 (alice)" in names
+    assert many == few, (few, many)  # was 3 per share received
 
 
 def test_a_long_name_that_clashes_is_shortened_not_refused(office: Office) -> None:
