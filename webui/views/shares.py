@@ -12,6 +12,7 @@ the policy: another user's share id answers 404.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
@@ -41,11 +42,11 @@ def _user() -> Any:
     return session.user
 
 
-def _item_name(node_id: int) -> str:
-    try:
-        return instance().tree.get(node_id).name or "—"
-    except NotFound:
-        return "—"
+def _item_names(shares: Iterable[ShareInfo]) -> dict[int, str]:
+    """The names of the shares' items by node id, read in one query; an item deleted meanwhile has none."""
+    return {
+        node_id: entry.name or "—" for node_id, entry in instance().tree.get_many(s.node_id for s in shares).items()
+    }
 
 
 def _recipient(share: ShareInfo) -> str:
@@ -59,10 +60,10 @@ def _recipient(share: ShareInfo) -> str:
     return "—"
 
 
-def _row(share: ShareInfo, now: float) -> dict[str, Any]:
+def _row(share: ShareInfo, now: float, names: dict[int, str]) -> dict[str, Any]:
     return {
         "share": share,
-        "item": _item_name(share.node_id),
+        "item": names.get(share.node_id, "—"),
         "recipient": _recipient(share),
         "state": share.state(now),
     }
@@ -74,11 +75,13 @@ def overview() -> str:
     user = _user()
     shares = instance().shares
     now = shares.clock()
-    mine = [_row(s, now) for s in reversed(shares.by_owner(user.id))]
+    made, given = shares.by_owner(user.id), shares.for_recipient(user.id)
+    names = _item_names([*made, *given])
+    mine = [_row(s, now, names) for s in reversed(made)]
     received = []
-    for share in shares.for_recipient(user.id):
+    for share in given:
         owner = instance().accounts.get_by_id(share.owner_id)
-        received.append({"share": share, "item": _item_name(share.node_id), "owner": owner.username,
+        received.append({"share": share, "item": names.get(share.node_id, "—"), "owner": owner.username,
                          "note": shares.note(share) or ""})  # fmt: skip
     notices = {
         "revoked": _("The share is ended."),
@@ -109,7 +112,7 @@ def _detail(share_id: int, *, error: str | None = None, resent: dict[str, str] |
         last_day = (dt.datetime.fromtimestamp(share.expires_at, zone) - dt.timedelta(seconds=1)).date().isoformat()
     return render_template(
         "shares/detail.html",
-        row=_row(share, now),
+        row=_row(share, now, _item_names([share])),
         note=shares.note(share) or "",
         last_day=last_day,
         accesses=shares.accesses(share),
